@@ -1,0 +1,3 @@
+DROP TABLE connection_tags;
+DROP TABLE tags;
+DROP TABLE connections;

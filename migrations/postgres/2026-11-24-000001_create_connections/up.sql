@@ -1,0 +1,41 @@
+CREATE TABLE connections (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    environment TEXT NOT NULL,
+    component TEXT NOT NULL,
+    name TEXT NOT NULL,
+    auth_method TEXT NOT NULL,
+    -- JSON object of the non-secret values (settings and plain fields).
+    parameters TEXT NOT NULL,
+    -- The secret values as one sealed JSON object, and the id of the key that sealed it.
+    secrets BYTEA,
+    secrets_key_id TEXT,
+    -- Which secret fields are set, so a form can say so without decrypting.
+    secret_fields TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_reason TEXT NOT NULL,
+    checked_at TIMESTAMP,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    created_by TEXT,
+    updated_by TEXT,
+    version INTEGER NOT NULL
+);
+CREATE INDEX connections_env_created ON connections (environment, created_at, id);
+CREATE INDEX connections_env_name ON connections (environment, lower(name), id);
+CREATE INDEX connections_env_component ON connections (environment, component);
+CREATE INDEX connections_env_status ON connections (environment, status);
+
+CREATE TABLE tags (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL,
+    -- The name folded to lower case: tags are unique ignoring case.
+    name_key TEXT NOT NULL UNIQUE,
+    created_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE connection_tags (
+    connection_id BIGINT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    tag_id BIGINT NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+    PRIMARY KEY (connection_id, tag_id)
+);
+CREATE INDEX connection_tags_tag ON connection_tags (tag_id, connection_id);

@@ -1,0 +1,401 @@
+//! Reading catalog files: the built-in one, and an operator's file merged
+//! over it entry by entry and field by field.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use super::model::{AuthKind, AuthMethod, ComponentDef, Field, FieldDef, Pattern};
+use super::{Catalog, Component};
+
+/// The largest icon accepted, so a mistaken path cannot load a huge file.
+const MAX_ICON_BYTES: usize = 64 * 1024;
+
+/// Why a catalog could not be loaded: the file, the entry and the field, so
+/// the operator can go straight to the line to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError {
+    pub file: String,
+    pub component: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "catalog file {}", self.file)?;
+        if let Some(c) = &self.component {
+            write!(f, ", component `{c}`")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ", field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+const BUILTIN_NAME: &str = "(built-in components.toml)";
+const BUILTIN: &str = include_str!("components.toml");
+
+/// Where icon files are found.
+pub trait IconSource {
+    fn icon(&self, name: &str) -> Option<Vec<u8>>;
+}
+
+/// The built-in catalog merged with an operator's file, if any.
+pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Catalog, CatalogError> {
+    let mut merged = parse_table(BUILTIN, BUILTIN_NAME)?;
+    // Which file each entry's fields came from, for error messages.
+    let mut origin: std::collections::HashMap<String, String> = merged
+        .keys()
+        .map(|k| (k.clone(), BUILTIN_NAME.to_owned()))
+        .collect();
+
+    if let Some(path) = operator_file {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| CatalogError {
+            file: file.clone(),
+            component: None,
+            field: None,
+            message: format!("cannot read it: {e}"),
+        })?;
+        let operator = parse_table(&text, &file)?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for (key, value) in operator {
+            let toml::Value::Table(mut entry) = value else {
+                return Err(CatalogError {
+                    file,
+                    component: Some(key),
+                    field: None,
+                    message: "an entry must be a table such as [my_service]".into(),
+                });
+            };
+            // An operator's icon is a path relative to their own file.
+            if let Some(toml::Value::String(icon)) = entry.get("icon") {
+                let resolved: PathBuf = base_dir.join(icon);
+                entry.insert(
+                    "icon".into(),
+                    toml::Value::String(resolved.display().to_string()),
+                );
+            }
+            origin.insert(key.clone(), file.clone());
+            match merged.get_mut(&key) {
+                Some(toml::Value::Table(existing)) => deep_merge(existing, entry),
+                _ => {
+                    merged.insert(key, toml::Value::Table(entry));
+                }
+            }
+        }
+    }
+
+    let mut components = Vec::with_capacity(merged.len());
+    for (key, value) in merged {
+        let file = origin
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| BUILTIN_NAME.to_owned());
+        let error = |field: Option<String>, message: String| CatalogError {
+            file: file.clone(),
+            component: Some(key.clone()),
+            field,
+            message,
+        };
+        let def: ComponentDef = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = (path != ".").then_some(path);
+            error(field, e.into_inner().message().to_owned())
+        })?;
+        components.push(build(&key, def, icons).map_err(|(field, message)| error(field, message))?);
+    }
+    Ok(Catalog::new(components))
+}
+
+fn parse_table(text: &str, file: &str) -> Result<toml::Table, CatalogError> {
+    text.parse::<toml::Table>().map_err(|e| CatalogError {
+        file: file.to_owned(),
+        component: None,
+        field: None,
+        message: e.to_string().trim().replace('\n', " "),
+    })
+}
+
+/// Tables merge key by key; anything else (strings, lists) is replaced whole.
+fn deep_merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => deep_merge(a, b),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+type BuildError = (Option<String>, String);
+
+fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Component, BuildError> {
+    let at = |field: &str, message: String| (Some(field.to_owned()), message);
+    if !is_slug(key) {
+        return Err((
+            None,
+            "the entry's key must be 1 to 64 lowercase letters, digits, `_` or `-`".into(),
+        ));
+    }
+    let name = non_empty(def.name).ok_or_else(|| at("name", "is required".into()))?;
+    let base_url = non_empty(def.base_url).ok_or_else(|| at("base_url", "is required".into()))?;
+    // A base URL that is wholly a setting (the generic HTTP component) is
+    // checked when the connection is saved instead.
+    if !base_url.starts_with('{') {
+        check_url(&base_url).map_err(|m| at("base_url", m))?;
+    }
+
+    let settings = build_fields(&def.settings, "settings").map_err(|(f, m)| (Some(f), m))?;
+    if let Some(secret) = settings.iter().find(|f| f.secret) {
+        return Err(at(
+            &format!("settings.{}", secret.key),
+            "settings cannot be secret; put secrets in an auth method".into(),
+        ));
+    }
+    let setting_keys: HashSet<&str> = settings.iter().map(|f| f.key.as_str()).collect();
+    for placeholder in placeholders(&base_url) {
+        if !setting_keys.contains(placeholder) {
+            return Err(at(
+                "base_url",
+                format!("uses `{{{placeholder}}}` but no setting has that key"),
+            ));
+        }
+    }
+
+    if def.auth.is_empty() {
+        return Err(at(
+            "auth",
+            "at least one authorization method is required".into(),
+        ));
+    }
+    let mut auth_methods = Vec::with_capacity(def.auth.len());
+    for (method_key, method) in def.auth {
+        let path = format!("auth.{method_key}");
+        if !is_slug(&method_key) {
+            return Err(at(
+                &path,
+                "method keys must be lowercase letters, digits, `_` or `-`".into(),
+            ));
+        }
+        check_kind(&method.kind).map_err(|(f, m)| at(&format!("{path}.{f}"), m))?;
+        let field_defs = method
+            .fields
+            .unwrap_or_else(|| method.kind.default_fields());
+        let fields =
+            build_fields(&field_defs, &format!("{path}.fields")).map_err(|(f, m)| (Some(f), m))?;
+        if let Some(clash) = fields
+            .iter()
+            .find(|f| setting_keys.contains(f.key.as_str()))
+        {
+            return Err(at(
+                &format!("{path}.fields"),
+                format!("`{}` is already a setting of this component", clash.key),
+            ));
+        }
+        if let AuthKind::Custom { headers, query } = &method.kind {
+            let known: HashSet<&str> = fields
+                .iter()
+                .map(|f| f.key.as_str())
+                .chain(setting_keys.iter().copied())
+                .collect();
+            for template in headers.values().chain(query.values()) {
+                if let Some(unknown) = placeholders(template).find(|p| !known.contains(p)) {
+                    return Err(at(
+                        &path,
+                        format!("a template uses `{{{unknown}}}` but no field has that key"),
+                    ));
+                }
+            }
+            if fields.is_empty() {
+                return Err(at(
+                    &format!("{path}.fields"),
+                    "a custom method must list its fields".into(),
+                ));
+            }
+        }
+        auth_methods.push(AuthMethod {
+            label: non_empty(method.label).unwrap_or_else(|| method.kind.label().to_owned()),
+            key: method_key,
+            kind: method.kind,
+            fields,
+        });
+    }
+
+    if let Some(test) = &def.test {
+        const METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "PATCH"];
+        if !METHODS.contains(&test.method.as_str()) {
+            return Err(at(
+                "test.method",
+                format!("must be one of {}", METHODS.join(", ")),
+            ));
+        }
+        if test.path.is_empty() {
+            return Err(at("test.path", "is required".into()));
+        }
+        if test.success_status.is_empty()
+            || test.success_status.iter().any(|s| !(100..=599).contains(s))
+        {
+            return Err(at(
+                "test.success_status",
+                "must list HTTP status codes between 100 and 599".into(),
+            ));
+        }
+        if let Some(json) = &test.success_json {
+            if !json.pointer.starts_with('/') {
+                return Err(at(
+                    "test.success_json.pointer",
+                    "must be a JSON pointer such as \"/ok\"".into(),
+                ));
+            }
+        }
+    }
+
+    let icon_svg = match non_empty(def.icon) {
+        None => None,
+        Some(name) => Some(load_icon(&name, icons).map_err(|m| at("icon", m))?),
+    };
+
+    Ok(Component {
+        key: key.to_owned(),
+        name,
+        category: non_empty(def.category).unwrap_or_else(|| "Other".to_owned()),
+        description: def.description.unwrap_or_default(),
+        base_url,
+        docs_url: non_empty(def.docs_url),
+        icon_svg,
+        settings,
+        auth_methods,
+        test: def.test,
+    })
+}
+
+fn build_fields(defs: &[FieldDef], path: &str) -> Result<Vec<Field>, (String, String)> {
+    let mut seen = HashSet::new();
+    let mut fields = Vec::with_capacity(defs.len());
+    for (i, def) in defs.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        if !is_slug(&def.key) {
+            return Err((
+                format!("{at}.key"),
+                "must be lowercase letters, digits, `_` or `-`".into(),
+            ));
+        }
+        if !seen.insert(def.key.as_str()) {
+            return Err((format!("{at}.key"), format!("`{}` appears twice", def.key)));
+        }
+        let pattern = match &def.pattern {
+            None => None,
+            Some(source) => {
+                // Anchored, as the HTML `pattern` attribute is.
+                let regex = Regex::new(&format!("^(?:{source})$")).map_err(|e| {
+                    (
+                        format!("{at}.pattern"),
+                        format!("is not a valid regular expression: {e}"),
+                    )
+                })?;
+                Some(Pattern {
+                    source: source.clone(),
+                    regex,
+                })
+            }
+        };
+        fields.push(Field {
+            key: def.key.clone(),
+            label: non_empty(def.label.clone()).unwrap_or_else(|| def.key.replace('_', " ")),
+            help: def.help.clone().unwrap_or_default(),
+            secret: def.secret,
+            required: def.required,
+            pattern,
+            placeholder: def.placeholder.clone().unwrap_or_default(),
+            default: def.default.clone().unwrap_or_default(),
+        });
+    }
+    Ok(fields)
+}
+
+fn check_kind(kind: &AuthKind) -> Result<(), (String, String)> {
+    match kind {
+        AuthKind::ApiKey { header, query, .. } => match (header, query) {
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err((
+                "header".into(),
+                "an API key goes in exactly one of `header` or `query`".into(),
+            )),
+        },
+        AuthKind::Oauth2AuthorizationCode {
+            authorization_url,
+            token_url,
+            ..
+        } => {
+            check_url(authorization_url).map_err(|m| ("authorization_url".to_owned(), m))?;
+            check_url(token_url).map_err(|m| ("token_url".to_owned(), m))
+        }
+        AuthKind::Oauth2ClientCredentials { token_url, .. } => {
+            check_url(token_url).map_err(|m| ("token_url".to_owned(), m))
+        }
+        AuthKind::AwsSigv4 { service } if service.trim().is_empty() => Err((
+            "service".into(),
+            "is required, such as \"s3\" or \"sts\"".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn load_icon(name: &str, icons: &dyn IconSource) -> Result<String, String> {
+    let bytes = if Path::new(name).is_absolute() {
+        std::fs::read(name).map_err(|e| format!("cannot read {name}: {e}"))?
+    } else {
+        icons
+            .icon(name)
+            .ok_or_else(|| format!("no built-in icon named {name}"))?
+    };
+    if bytes.len() > MAX_ICON_BYTES {
+        return Err(format!(
+            "{name} is larger than {} KiB",
+            MAX_ICON_BYTES / 1024
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8 text"))?;
+    if !text.contains("<svg") {
+        return Err(format!("{name} is not an SVG image"));
+    }
+    Ok(text)
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with https:// or http://"))?;
+    if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
+        return Err(format!("`{url}` is not a valid URL"));
+    }
+    Ok(())
+}
+
+/// The names inside `{...}` in a template.
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}

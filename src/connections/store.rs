@@ -1,0 +1,593 @@
+//! Connections in the database. Every function takes the environment and
+//! filters by it: a connection is never read or changed from another one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::Connection as _;
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::input::Draft;
+use super::status::{Status, StatusReport};
+use super::{Connection, ConnectionId};
+use crate::crypto::{CryptoError, Keyring, Sealed};
+use crate::db::schema::{connection_tags, connections, tags};
+use crate::db::{DbConnection, MultiBackend};
+use crate::environment::Environment;
+use crate::tags::{self as tag_store, Tag, TagId, TagName};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such connection in this environment")]
+    NotFound,
+    #[error("the connection was changed by someone else")]
+    Conflict,
+    #[error("the connection already has the most tags allowed")]
+    TooManyTags,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("stored parameters are not valid JSON: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// The columns read for display: everything except the ciphertext.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = connections)]
+struct Row {
+    id: i64,
+    environment: String,
+    component: String,
+    name: String,
+    auth_method: String,
+    parameters: String,
+    secret_fields: String,
+    status: String,
+    status_reason: String,
+    checked_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    created_by: Option<String>,
+    updated_by: Option<String>,
+    version: i32,
+}
+
+impl Row {
+    fn into_connection(self, tags: Vec<Tag>) -> Result<Connection, StoreError> {
+        Ok(Connection {
+            id: ConnectionId(self.id),
+            environment: Environment::parse(&self.environment).unwrap_or_default(),
+            component: self.component,
+            name: self.name,
+            auth_method: self.auth_method,
+            parameters: serde_json::from_str(&self.parameters)?,
+            secret_fields: split_list(&self.secret_fields),
+            status: StatusReport {
+                status: Status::parse(&self.status).unwrap_or(Status::NotActive),
+                reason: self.status_reason,
+                checked_at: self.checked_at,
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            created_by: self.created_by,
+            updated_by: self.updated_by,
+            version: self.version,
+            tags,
+        })
+    }
+}
+
+fn split_list(s: &str) -> BTreeSet<String> {
+    s.split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn join_list<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    keys.map(String::as_str).collect::<Vec<_>>().join(",")
+}
+
+/// What a sealed secret is bound to: moved to another row, environment or
+/// component, it no longer opens.
+fn associated_data(id: ConnectionId, environment: Environment, component: &str) -> Vec<u8> {
+    format!(
+        "plugboard/connection/{}/{}/{}",
+        id.0,
+        environment.as_str(),
+        component
+    )
+    .into_bytes()
+}
+
+fn seal_secrets(
+    keyring: &Keyring,
+    id: ConnectionId,
+    environment: Environment,
+    component: &str,
+    secrets: &BTreeMap<String, SecretString>,
+) -> Option<Sealed> {
+    if secrets.is_empty() {
+        return None;
+    }
+    let plain: BTreeMap<&str, &str> = secrets
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose_secret()))
+        .collect();
+    let json = Zeroizing::new(serde_json::to_vec(&plain).expect("a map of strings serialises"));
+    Some(keyring.seal(&json, &associated_data(id, environment, component)))
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    environment: Environment,
+    component: &str,
+    draft: &Draft,
+) -> Result<ConnectionId, StoreError> {
+    conn.transaction(|conn| {
+        let now = Utc::now().naive_utc();
+        let unchecked = StatusReport::unchecked();
+        let id: i64 = diesel::insert_into(connections::table)
+            .values((
+                connections::environment.eq(environment.as_str()),
+                connections::component.eq(component),
+                connections::name.eq(&draft.name),
+                connections::auth_method.eq(&draft.auth_method),
+                connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
+                connections::secret_fields.eq(join_list(draft.secrets.keys())),
+                connections::status.eq(unchecked.status.as_str()),
+                connections::status_reason.eq(&unchecked.reason),
+                connections::created_at.eq(now),
+                connections::updated_at.eq(now),
+                connections::version.eq(1),
+            ))
+            .returning(connections::id)
+            .get_result(conn)?;
+        let id = ConnectionId(id);
+        // The row's id is part of the associated data, so sealing waits
+        // until the insert has produced it.
+        if let Some(sealed) = seal_secrets(keyring, id, environment, component, &draft.secrets) {
+            diesel::update(connections::table.find(id.0))
+                .set((
+                    connections::secrets.eq(sealed.bytes),
+                    connections::secrets_key_id.eq(sealed.key_id),
+                ))
+                .execute(conn)?;
+        }
+        set_tags(conn, id, &draft.tags)?;
+        Ok(id)
+    })
+}
+
+/// Saves an edit made from `expected_version`. If anyone saved in between,
+/// nothing changes and the result is [`StoreError::Conflict`].
+pub fn update(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    environment: Environment,
+    id: ConnectionId,
+    expected_version: i32,
+    draft: &Draft,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        let (component, version) = connections::table
+            .filter(
+                connections::id
+                    .eq(id.0)
+                    .and(connections::environment.eq(environment.as_str())),
+            )
+            .select((connections::component, connections::version))
+            .first::<(String, i32)>(conn)
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        if version != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        let mut secrets: BTreeMap<String, SecretString> = BTreeMap::new();
+        if !draft.kept_secrets.is_empty() {
+            let stored = open_secrets(conn, keyring, environment, id)?;
+            secrets.extend(
+                stored
+                    .into_iter()
+                    .filter(|(k, _)| draft.kept_secrets.contains(k)),
+            );
+        }
+        secrets.extend(draft.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let sealed = seal_secrets(keyring, id, environment, &component, &secrets);
+        let (bytes, key_id) = match sealed {
+            Some(s) => (Some(s.bytes), Some(s.key_id)),
+            None => (None, None),
+        };
+        let changed = diesel::update(
+            connections::table.filter(
+                connections::id
+                    .eq(id.0)
+                    .and(connections::environment.eq(environment.as_str()))
+                    .and(connections::version.eq(expected_version)),
+            ),
+        )
+        .set((
+            connections::name.eq(&draft.name),
+            connections::auth_method.eq(&draft.auth_method),
+            connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
+            connections::secrets.eq(bytes),
+            connections::secrets_key_id.eq(key_id),
+            connections::secret_fields.eq(join_list(secrets.keys())),
+            connections::updated_at.eq(Utc::now().naive_utc()),
+            connections::version.eq(expected_version + 1),
+            // New credentials have not been proven yet.
+            connections::status.eq(Status::NotActive.as_str()),
+            connections::status_reason.eq(StatusReport::unchecked().reason),
+            connections::checked_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(StoreError::Conflict);
+        }
+        set_tags(conn, id, &draft.tags)
+    })
+}
+
+pub fn delete(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<(), StoreError> {
+    let deleted = diesel::delete(
+        connections::table.filter(
+            connections::id
+                .eq(id.0)
+                .and(connections::environment.eq(environment.as_str())),
+        ),
+    )
+    .execute(conn)?;
+    if deleted == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub fn get(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<Connection, StoreError> {
+    let row: Row = connections::table
+        .filter(
+            connections::id
+                .eq(id.0)
+                .and(connections::environment.eq(environment.as_str())),
+        )
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    let mut tags = tags_of(conn, &[id])?;
+    row.into_connection(tags.remove(&id).unwrap_or_default())
+}
+
+/// The decrypted secret values of a connection. Only the code that talks to
+/// the service should call this; nothing it returns may reach a page.
+pub fn open_secrets(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<BTreeMap<String, SecretString>, StoreError> {
+    let (component, secrets, key_id) = connections::table
+        .filter(
+            connections::id
+                .eq(id.0)
+                .and(connections::environment.eq(environment.as_str())),
+        )
+        .select((
+            connections::component,
+            connections::secrets,
+            connections::secrets_key_id,
+        ))
+        .first::<(String, Option<Vec<u8>>, Option<String>)>(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    let (Some(bytes), Some(key_id)) = (secrets, key_id) else {
+        return Ok(BTreeMap::new());
+    };
+    let plain = keyring.open(
+        &Sealed { key_id, bytes },
+        &associated_data(id, environment, &component),
+    )?;
+    let map: BTreeMap<String, String> = serde_json::from_slice(&plain)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (k, SecretString::from(v)))
+        .collect())
+}
+
+pub fn add_tag(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+    name: &TagName,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        ensure_exists(conn, environment, id)?;
+        let tag_ids = tag_store::ensure(conn, std::slice::from_ref(name))?;
+        let already: i64 = connection_tags::table
+            .filter(
+                connection_tags::connection_id
+                    .eq(id.0)
+                    .and(connection_tags::tag_id.eq(tag_ids[0].0)),
+            )
+            .count()
+            .get_result(conn)?;
+        if already == 0 {
+            let count: i64 = connection_tags::table
+                .filter(connection_tags::connection_id.eq(id.0))
+                .count()
+                .get_result(conn)?;
+            if count >= super::input::MAX_TAGS as i64 {
+                return Err(StoreError::TooManyTags);
+            }
+            diesel::insert_into(connection_tags::table)
+                .values((
+                    connection_tags::connection_id.eq(id.0),
+                    connection_tags::tag_id.eq(tag_ids[0].0),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn remove_tag(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+    tag: TagId,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        ensure_exists(conn, environment, id)?;
+        diesel::delete(
+            connection_tags::table.filter(
+                connection_tags::connection_id
+                    .eq(id.0)
+                    .and(connection_tags::tag_id.eq(tag.0)),
+            ),
+        )
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+fn ensure_exists(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<(), StoreError> {
+    let found: i64 = connections::table
+        .filter(
+            connections::id
+                .eq(id.0)
+                .and(connections::environment.eq(environment.as_str())),
+        )
+        .count()
+        .get_result(conn)?;
+    if found == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn set_tags(
+    conn: &mut DbConnection,
+    id: ConnectionId,
+    names: &[TagName],
+) -> Result<(), StoreError> {
+    let ids = tag_store::ensure(conn, names)?;
+    diesel::delete(connection_tags::table.filter(connection_tags::connection_id.eq(id.0)))
+        .execute(conn)?;
+    for tag in ids {
+        diesel::insert_into(connection_tags::table)
+            .values((
+                connection_tags::connection_id.eq(id.0),
+                connection_tags::tag_id.eq(tag.0),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn tags_of(
+    conn: &mut DbConnection,
+    ids: &[ConnectionId],
+) -> QueryResult<HashMap<ConnectionId, Vec<Tag>>> {
+    let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows: Vec<(i64, i64, String)> = connection_tags::table
+        .inner_join(tags::table)
+        .filter(connection_tags::connection_id.eq_any(raw))
+        .order(tags::name_key.asc())
+        .select((connection_tags::connection_id, tags::id, tags::name))
+        .load(conn)?;
+    let mut map: HashMap<ConnectionId, Vec<Tag>> = HashMap::new();
+    for (connection, tag, name) in rows {
+        map.entry(ConnectionId(connection)).or_default().push(Tag {
+            id: TagId(tag),
+            name,
+        });
+    }
+    Ok(map)
+}
+
+// ---- the list ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Newest,
+    Oldest,
+    NameAsc,
+    NameDesc,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 4] = [Sort::Newest, Sort::Oldest, Sort::NameAsc, Sort::NameDesc];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Newest => "newest",
+            Sort::Oldest => "oldest",
+            Sort::NameAsc => "name",
+            Sort::NameDesc => "-name",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Newest => "Newest first",
+            Sort::Oldest => "Oldest first",
+            Sort::NameAsc => "Name A–Z",
+            Sort::NameDesc => "Name Z–A",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Which connections to show: every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub component: Option<String>,
+    pub tag: Option<String>,
+    pub status: Option<Status>,
+    pub search: Option<String>,
+    pub sort: Sort,
+    /// Counted from 1.
+    pub page: i64,
+    pub per_page: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub connections: Vec<Connection>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+}
+
+type Filtered<'a> = connections::BoxedQuery<'a, MultiBackend>;
+
+fn filtered<'a>(
+    environment: Environment,
+    query: &'a ListQuery,
+    tag: Option<TagId>,
+) -> Filtered<'a> {
+    let mut q = connections::table
+        .filter(connections::environment.eq(environment.as_str()))
+        .into_boxed();
+    if let Some(component) = &query.component {
+        q = q.filter(connections::component.eq(component));
+    }
+    if let Some(tag) = tag {
+        q = q.filter(
+            connections::id.eq_any(
+                connection_tags::table
+                    .filter(connection_tags::tag_id.eq(tag.0))
+                    .select(connection_tags::connection_id),
+            ),
+        );
+    }
+    if let Some(status) = query.status {
+        q = q.filter(connections::status.eq(status.as_str()));
+    }
+    if let Some(search) = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let escaped = search
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        q = q.filter(
+            lower(connections::name)
+                .like(format!("%{escaped}%"))
+                .escape('\\'),
+        );
+    }
+    q
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    environment: Environment,
+    query: &ListQuery,
+) -> Result<ListPage, StoreError> {
+    let per_page = query.per_page.clamp(1, 200);
+    let tag = match &query.tag {
+        Some(name) => match tag_store::find(conn, name)? {
+            Some(tag) => Some(tag.id),
+            // An unknown tag matches nothing, rather than everything.
+            None => {
+                return Ok(ListPage {
+                    connections: Vec::new(),
+                    total: 0,
+                    page: 1,
+                    pages: 1,
+                });
+            }
+        },
+        None => None,
+    };
+    let total: i64 = filtered(environment, query, tag).count().get_result(conn)?;
+    let pages = ((total + per_page - 1) / per_page).max(1);
+    let page = query.page.clamp(1, pages);
+    let mut rows = filtered(environment, query, tag).select(Row::as_select());
+    rows = match query.sort {
+        Sort::Newest => rows.order((connections::created_at.desc(), connections::id.desc())),
+        Sort::Oldest => rows.order((connections::created_at.asc(), connections::id.asc())),
+        Sort::NameAsc => rows.order((lower(connections::name).asc(), connections::id.asc())),
+        Sort::NameDesc => rows.order((lower(connections::name).desc(), connections::id.desc())),
+    };
+    let rows: Vec<Row> = rows
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .load(conn)?;
+    let ids: Vec<ConnectionId> = rows.iter().map(|r| ConnectionId(r.id)).collect();
+    let mut tags = tags_of(conn, &ids)?;
+    let connections = rows
+        .into_iter()
+        .map(|row| {
+            let tags = tags.remove(&ConnectionId(row.id)).unwrap_or_default();
+            row.into_connection(tags)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ListPage {
+        connections,
+        total,
+        page,
+        pages,
+    })
+}
+
+/// How many connections each component has in an environment.
+pub fn component_counts(
+    conn: &mut DbConnection,
+    environment: Environment,
+) -> QueryResult<Vec<(String, i64)>> {
+    connections::table
+        .filter(connections::environment.eq(environment.as_str()))
+        .group_by(connections::component)
+        .select((connections::component, diesel::dsl::count_star()))
+        .load(conn)
+}

@@ -1,0 +1,298 @@
+//! The database: one schema over SQLite (the embedded default) and
+//! PostgreSQL, a pool whose backend is chosen from the URL's scheme, and the
+//! migrations of each backend embedded in the binary.
+
+pub mod schema;
+
+use std::fmt;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// Which database a URL names. Decided from the scheme, never by trying
+/// each backend in turn (which once turned a PostgreSQL DSN into a SQLite
+/// file named after it).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite { path: String },
+    Postgres { url: String },
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, DbError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(DbError::Url("DATABASE_URL is empty".into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres {
+                url: url.to_owned(),
+            });
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(DbError::Url("sqlite:// needs a file path after it".into()));
+            }
+            return Ok(Backend::Sqlite {
+                path: path.to_owned(),
+            });
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            return Err(DbError::Url(format!(
+                "`{scheme}://` is not supported; use a SQLite file path or a postgres:// URL"
+            )));
+        }
+        if url.contains('=') && url.contains(' ') {
+            return Err(DbError::Url(
+                "this looks like a key=value PostgreSQL DSN; write it as a postgres:// URL".into(),
+            ));
+        }
+        Ok(Backend::Sqlite {
+            path: url.to_owned(),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "SQLite",
+            Backend::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// Where the database is, with any password removed: fit for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Backend::Sqlite { path } => path.clone(),
+            Backend::Postgres { url } => redact_password(url),
+        }
+    }
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}", self.name(), self.redacted())
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            // The query string may carry a password too.
+            let tail = match tail.split_once('?') {
+                Some((path, _)) => format!("{path}?…"),
+                None => tail.to_owned(),
+            };
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => match tail.split_once('?') {
+            Some((path, _)) => format!("{scheme}://{authority}{path}?…"),
+            None => url.to_owned(),
+        },
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL: {0}")]
+    Url(String),
+    #[error("cannot open the {backend} database at {location}: {message}")]
+    Connect {
+        backend: &'static str,
+        location: String,
+        message: String,
+    },
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    #[error("the database pool could not start: {0}")]
+    Pool(String),
+}
+
+/// An r2d2 manager that opens the backend the URL names and prepares each
+/// new connection (SQLite pragmas are per connection).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    backend: Backend,
+}
+
+impl Manager {
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        let fail = |message: String| DbError::Connect {
+            backend: self.backend.name(),
+            location: self.backend.redacted(),
+            message: scrub(&message, &self.backend),
+        };
+        match &self.backend {
+            Backend::Sqlite { path } => {
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(|e| fail(e.to_string()))?;
+                // WAL lets readers work while one writer writes; the busy
+                // timeout makes writers wait for each other instead of failing.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| fail(e.to_string()))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            Backend::Postgres { url } => {
+                let conn = PgConnection::establish(url).map_err(|e| fail(e.to_string()))?;
+                Ok(DbConnection::Postgres(conn))
+            }
+        }
+    }
+}
+
+/// libpq repeats parts of the connection string in some messages; make sure
+/// a password never rides along into a log line.
+fn scrub(message: &str, backend: &Backend) -> String {
+    let Backend::Postgres { url } = backend else {
+        return message.trim().to_owned();
+    };
+    let mut out = message.trim().to_owned();
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split('/').next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                if !password.is_empty() {
+                    out = out.replace(password, "…");
+                }
+            }
+        }
+    }
+    out
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        Manager::connect(self).map_err(|e| {
+            r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(e.to_string()))
+        })
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Opens the database, creating the SQLite file's folder if needed, and
+/// brings its schema up to date. The first connection is made directly so
+/// that a refused connection or bad password stops start-up with the real
+/// message rather than a pool timeout.
+pub fn connect(url: &str, pool_size: u32) -> Result<(Pool, Backend), DbError> {
+    let backend = Backend::from_url(url)?;
+    if let Backend::Sqlite { path } = &backend {
+        if path != ":memory:" {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+    }
+    let manager = Manager {
+        backend: backend.clone(),
+    };
+    let mut first = manager.connect()?;
+    migrate(&mut first)?;
+    drop(first);
+    let pool = r2d2::Pool::builder()
+        .max_size(pool_size.max(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .map_err(|e| DbError::Pool(e.to_string()))?;
+    Ok((pool, backend))
+}
+
+fn migrate(conn: &mut DbConnection) -> Result<(), DbError> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert!(matches!(
+            Backend::from_url("data/x.sqlite3"),
+            Ok(Backend::Sqlite { .. })
+        ));
+        assert!(
+            matches!(Backend::from_url("sqlite://data/x.db"), Ok(Backend::Sqlite { path }) if path == "data/x.db")
+        );
+        assert!(matches!(
+            Backend::from_url("postgres://u@h/db"),
+            Ok(Backend::Postgres { .. })
+        ));
+        assert!(matches!(
+            Backend::from_url("postgresql://u@h/db"),
+            Ok(Backend::Postgres { .. })
+        ));
+        let err = Backend::from_url("mysql://root@localhost/db")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql://"), "{err}");
+        assert!(Backend::from_url("host=localhost user=me password=pw").is_err());
+        assert!(Backend::from_url("  ").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let b = Backend::from_url("postgres://app:s3cret@db.example:5432/plug?sslmode=require")
+            .unwrap();
+        let shown = b.redacted();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app@db.example:5432/plug"), "{shown}");
+        assert!(!format!("{b:?}").contains("s3cret"));
+        assert_eq!(scrub("bad password s3cret", &b), "bad password …");
+    }
+}

@@ -1,0 +1,44 @@
+// One schema for both backends; the migrations under migrations/sqlite and
+// migrations/postgres create the same tables.
+
+diesel::table! {
+    connections (id) {
+        id -> BigInt,
+        environment -> Text,
+        component -> Text,
+        name -> Text,
+        auth_method -> Text,
+        parameters -> Text,
+        secrets -> Nullable<Binary>,
+        secrets_key_id -> Nullable<Text>,
+        secret_fields -> Text,
+        status -> Text,
+        status_reason -> Text,
+        checked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> BigInt,
+        name -> Text,
+        name_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    connection_tags (connection_id, tag_id) {
+        connection_id -> BigInt,
+        tag_id -> BigInt,
+    }
+}
+
+diesel::joinable!(connection_tags -> connections (connection_id));
+diesel::joinable!(connection_tags -> tags (tag_id));
+diesel::allow_tables_to_appear_in_same_query!(connections, tags, connection_tags);

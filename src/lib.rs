@@ -1,0 +1,179 @@
+//! Plugboard: a web application for managing the connections (credentials
+//! and settings) that automations use to reach third-party services.
+//!
+//! The binary in `main.rs` only reads [`Settings`] and calls
+//! [`Application::build`]; tests build the very same application.
+
+pub mod catalog;
+pub mod connections;
+pub mod crypto;
+pub mod db;
+pub mod environment;
+pub mod error;
+pub mod keyfile;
+pub mod settings;
+pub mod tags;
+pub mod web;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Instant;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web as aw};
+
+pub use settings::Settings;
+
+use crate::catalog::Catalog;
+use crate::crypto::Keyring;
+use crate::web::AppState;
+
+/// Largest request body accepted: far above any real form, far below harm.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error(transparent)]
+    KeyFile(#[from] crypto::KeyFileError),
+    #[error("session key {path}: {source}")]
+    SessionKey {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running Plugboard.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub fn build(settings: &Settings) -> Result<Application, StartupError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let catalog = Catalog::load(settings.catalog.as_deref())?;
+        tracing::info!(
+            components = catalog.components().len(),
+            "component catalog loaded"
+        );
+
+        let key_path = settings.encryption_key_path();
+        let (keyring, created) = Keyring::load_or_create(&key_path)?;
+        if created {
+            tracing::warn!(
+                path = %key_path.display(),
+                "created a new encryption key (mode 0600); back it up: without it stored credentials cannot be decrypted"
+            );
+        }
+        let session_path = settings.session_key_path();
+        let (session_key, created) =
+            keyfile::load_or_create_session_key(&session_path).map_err(|source| {
+                StartupError::SessionKey {
+                    path: session_path.display().to_string(),
+                    source,
+                }
+            })?;
+        if created {
+            tracing::warn!(path = %session_path.display(), "created a new session key (mode 0600)");
+        }
+        let session_key = Key::from(&session_key);
+
+        let (pool, backend) = db::connect(&settings.database_url(), settings.pool_size)?;
+        tracing::info!(database = ?backend, "database ready");
+
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+
+        let state = aw::Data::new(AppState {
+            pool,
+            catalog,
+            keyring,
+        });
+        let secure_cookies = settings.secure_cookies;
+        let server = HttpServer::new(move || {
+            let session =
+                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                    .cookie_name("plugboard_session".into())
+                    .cookie_http_only(true)
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_secure(secure_cookies)
+                    .cookie_content_security(CookieContentSecurity::Private)
+                    .session_lifecycle(
+                        PersistentSession::default().session_ttl(CookieDuration::days(30)),
+                    )
+                    .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))
+                .configure(web::routes)
+                .default_service(aw::to(web::errors::not_found))
+                .wrap(from_fn(web::errors::error_pages))
+                .wrap(from_fn(web::csrf_guard))
+                .wrap(session)
+                .wrap(from_fn(web::security_headers))
+                .wrap(from_fn(log_request))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?
+        .run();
+        Ok(Application { server, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// One line per request: method, path (never the query or body, which may
+/// hold what users typed), status and time taken.
+async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    tracing::info!(
+        target: "plugboard::http",
+        "{method} {path} {} {:.1} ms",
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(res)
+}

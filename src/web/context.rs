@@ -1,0 +1,136 @@
+//! Per-request context: the session's environment and CSRF token, and
+//! whether htmx asked for a fragment.
+
+use std::future::{Ready, ready};
+
+use actix_session::{Session, SessionExt};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
+use askama::Template;
+
+use crate::environment::Environment;
+use crate::error::AppError;
+
+const ENVIRONMENT_KEY: &str = "environment";
+const CSRF_KEY: &str = "csrf";
+
+/// The typed session: its keys are defined here and nowhere else.
+pub struct UserSession(Session);
+
+impl UserSession {
+    pub fn of(req: &HttpRequest) -> UserSession {
+        UserSession(req.get_session())
+    }
+
+    pub fn environment(&self) -> Environment {
+        self.0
+            .get::<String>(ENVIRONMENT_KEY)
+            .ok()
+            .flatten()
+            .and_then(|s| Environment::parse(&s))
+            .unwrap_or_default()
+    }
+
+    pub fn set_environment(&self, environment: Environment) -> Result<(), AppError> {
+        self.0
+            .insert(ENVIRONMENT_KEY, environment.as_str())
+            .map_err(AppError::internal)
+    }
+
+    /// The session's CSRF token, created on first use.
+    pub fn csrf_token(&self) -> String {
+        if let Ok(Some(token)) = self.0.get::<String>(CSRF_KEY) {
+            return token;
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        let token = hex::encode(bytes);
+        // A session that cannot be written fails the next CSRF check, which
+        // says to reload: nothing is lost by ignoring the error here.
+        let _ = self.0.insert(CSRF_KEY, &token);
+        token
+    }
+
+    pub fn stored_csrf_token(&self) -> Option<String> {
+        self.0.get::<String>(CSRF_KEY).ok().flatten()
+    }
+}
+
+/// What every page handler needs to know about the request.
+pub struct Ctx {
+    pub environment: Environment,
+    pub csrf: String,
+    /// htmx wants a fragment rather than a whole page.
+    pub fragment: bool,
+}
+
+impl FromRequest for Ctx {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Ctx, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = UserSession::of(req);
+        ready(Ok(Ctx {
+            environment: session.environment(),
+            csrf: session.csrf_token(),
+            fragment: wants_fragment(req),
+        }))
+    }
+}
+
+/// htmx requests get fragments, except when htmx restores a page from
+/// history after a cache miss: then it needs the whole page.
+pub fn wants_fragment(req: &HttpRequest) -> bool {
+    let has = |name: &str| {
+        req.headers()
+            .get(name)
+            .is_some_and(|v| v.as_bytes() == b"true")
+    };
+    has("hx-request") && !has("hx-history-restore-request")
+}
+
+#[derive(Template)]
+#[template(path = "page.html")]
+pub struct Page<'a> {
+    pub title: &'a str,
+    pub environment: Environment,
+    pub environments: [Environment; 3],
+    pub csrf: &'a str,
+    pub body: &'a str,
+}
+
+impl Ctx {
+    /// The fragment alone for htmx, wrapped in the page layout otherwise.
+    pub fn respond(
+        &self,
+        status: StatusCode,
+        title: &str,
+        fragment: &impl Template,
+    ) -> Result<HttpResponse, AppError> {
+        let body = fragment.render().map_err(AppError::internal)?;
+        let html = if self.fragment {
+            body
+        } else {
+            Page {
+                title,
+                environment: self.environment,
+                environments: Environment::ALL,
+                csrf: &self.csrf,
+                body: &body,
+            }
+            .render()
+            .map_err(AppError::internal)?
+        };
+        Ok(html_response(status, html))
+    }
+}
+
+pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
+    res.content_type("text/html; charset=utf-8")
+        // The same URL answers a page or a fragment; caches must keep both.
+        .insert_header((header::VARY, HeaderValue::from_static("HX-Request")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.body(html)
+}

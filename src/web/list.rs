@@ -1,0 +1,324 @@
+//! The connections list with its sidebar: GET / answers the whole page, or
+//! the workspace fragment when htmx applies a filter.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Ctx, State, db};
+use crate::catalog::Component;
+use crate::connections::{Connection, ListPage, ListQuery, Sort, Status, store};
+use crate::environment::Environment;
+use crate::error::AppError;
+use crate::tags::{self, TagCount};
+
+pub const PER_PAGE: i64 = 50;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index));
+}
+
+/// The filters as they appear in the URL, so a filtered list can be
+/// bookmarked and the back button works. Unreadable values are ignored
+/// rather than refused: an old bookmark should still open.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub sort: Option<String>,
+    #[serde(default)]
+    pub page: Option<String>,
+}
+
+impl Filter {
+    fn clean(mut self) -> Filter {
+        let keep = |v: Option<String>| {
+            v.map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty() && s.len() <= 200)
+        };
+        self.component = keep(self.component);
+        self.tag = keep(self.tag);
+        self.status = keep(self.status).filter(|s| Status::parse(s).is_some());
+        self.q = keep(self.q);
+        self.sort = keep(self.sort).filter(|s| Sort::parse(s).is_some());
+        self.page = keep(self.page).filter(|p| p.parse::<i64>().is_ok_and(|p| p > 1));
+        self
+    }
+
+    fn query(&self) -> ListQuery {
+        ListQuery {
+            component: self.component.clone(),
+            tag: self.tag.clone(),
+            status: self.status.as_deref().and_then(Status::parse),
+            search: self.q.clone(),
+            sort: self
+                .sort
+                .as_deref()
+                .and_then(Sort::parse)
+                .unwrap_or_default(),
+            page: self
+                .page
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1),
+            per_page: PER_PAGE,
+        }
+    }
+
+    pub fn sort(&self) -> Sort {
+        self.sort
+            .as_deref()
+            .and_then(Sort::parse)
+            .unwrap_or_default()
+    }
+
+    pub fn is_filtered(&self) -> bool {
+        self.component.is_some() || self.tag.is_some() || self.status.is_some() || self.q.is_some()
+    }
+
+    /// The URL of this filter, with `change` applied.
+    fn url_with(&self, change: impl FnOnce(&mut Filter)) -> String {
+        let mut f = self.clone();
+        change(&mut f);
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("component", &f.component),
+            ("tag", &f.tag),
+            ("status", &f.status),
+            ("q", &f.q),
+            ("sort", &f.sort),
+            ("page", &f.page),
+        ] {
+            if let Some(v) = value {
+                out.append_pair(name, v);
+            }
+        }
+        let query = out.finish();
+        if query.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/?{query}")
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.url_with(|_| {})
+    }
+
+    pub fn component_url(&self, key: &str) -> String {
+        self.url_with(|f| {
+            f.component = Some(key.to_owned());
+            f.page = None;
+        })
+    }
+
+    pub fn all_components_url(&self) -> String {
+        self.url_with(|f| {
+            f.component = None;
+            f.page = None;
+        })
+    }
+
+    pub fn tag_url(&self, tag: &str) -> String {
+        self.url_with(|f| {
+            f.tag = Some(tag.to_owned());
+            f.page = None;
+        })
+    }
+
+    pub fn without_tag_url(&self) -> String {
+        self.url_with(|f| {
+            f.tag = None;
+            f.page = None;
+        })
+    }
+
+    pub fn without_search_url(&self) -> String {
+        self.url_with(|f| {
+            f.q = None;
+            f.page = None;
+        })
+    }
+
+    pub fn page_url(&self, page: &i64) -> String {
+        self.url_with(|f| f.page = (*page > 1).then(|| page.to_string()))
+    }
+
+    pub fn clear_url(&self) -> String {
+        self.url_with(|f| {
+            *f = Filter {
+                sort: f.sort.clone(),
+                ..Filter::default()
+            }
+        })
+    }
+}
+
+pub struct ComponentCount<'a> {
+    pub component: ComponentRef<'a>,
+    pub connections: i64,
+}
+
+/// A connection's component as the page shows it; a component removed
+/// from the catalog still shows, by its key.
+pub struct ComponentRef<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> ComponentRef<'a> {
+    pub fn of(key: &'a str, component: Option<&'a Component>) -> ComponentRef<'a> {
+        ComponentRef {
+            key,
+            name: component.map_or(key, |c| c.name.as_str()),
+        }
+    }
+}
+
+pub struct Row<'a> {
+    pub connection: &'a Connection,
+    pub component: ComponentRef<'a>,
+    pub auth_label: &'a str,
+}
+
+impl Row<'_> {
+    pub fn created(&self) -> String {
+        self.connection.created_at.format("%Y-%m-%d").to_string()
+    }
+
+    pub fn created_iso(&self) -> String {
+        self.connection
+            .created_at
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    }
+
+    pub fn checked(&self) -> String {
+        match self.connection.status.checked_at {
+            Some(t) => format!("last checked {} UTC", t.format("%Y-%m-%d %H:%M")),
+            None => "never checked".to_owned(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "workspace_partial.html")]
+pub struct Workspace<'a> {
+    pub environment: Environment,
+    pub csrf: &'a str,
+    pub filter: &'a Filter,
+    pub page: &'a ListPage,
+    pub rows: Vec<Row<'a>>,
+    pub components: Vec<ComponentCount<'a>>,
+    pub tags: &'a [TagCount],
+    pub total_in_environment: i64,
+    pub filtered_component_name: Option<&'a str>,
+    pub sorts: [Sort; 4],
+}
+
+impl Workspace<'_> {
+    pub fn previous_page(&self) -> Option<i64> {
+        (self.page.page > 1).then_some(self.page.page - 1)
+    }
+
+    pub fn next_page(&self) -> Option<i64> {
+        (self.page.page < self.page.pages).then_some(self.page.page + 1)
+    }
+
+    pub fn first_shown(&self) -> i64 {
+        if self.page.total == 0 {
+            0
+        } else {
+            (self.page.page - 1) * PER_PAGE + 1
+        }
+    }
+
+    pub fn last_shown(&self) -> i64 {
+        self.first_shown() + self.rows.len() as i64 - 1
+    }
+
+    pub fn is_current_tag(&self, name: &str) -> bool {
+        self.filter
+            .tag
+            .as_deref()
+            .is_some_and(|t| t.to_lowercase() == name.to_lowercase())
+    }
+
+    pub fn is_sorted_by(&self, sort: &Sort) -> bool {
+        self.filter.sort() == *sort
+    }
+}
+
+struct Loaded {
+    page: ListPage,
+    component_counts: Vec<(String, i64)>,
+    tag_counts: Vec<TagCount>,
+}
+
+async fn index(
+    state: State,
+    ctx: Ctx,
+    filter: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    let filter = filter.into_inner().clean();
+    let query = filter.query();
+    let environment = ctx.environment;
+    let loaded = db(&state, move |conn, _| {
+        Ok(Loaded {
+            page: store::list(conn, environment, &query)?,
+            component_counts: store::component_counts(conn, environment)?,
+            tag_counts: tags::counts(conn, environment)?,
+        })
+    })
+    .await?;
+
+    let catalog = &state.catalog;
+    let mut components: Vec<ComponentCount> = loaded
+        .component_counts
+        .iter()
+        .map(|(key, n)| ComponentCount {
+            component: ComponentRef::of(key, catalog.get(key)),
+            connections: *n,
+        })
+        .collect();
+    components.sort_by_key(|c| c.component.name.to_lowercase());
+    let rows = loaded
+        .page
+        .connections
+        .iter()
+        .map(|connection| {
+            let component = catalog.get(&connection.component);
+            Row {
+                connection,
+                component: ComponentRef::of(&connection.component, component),
+                auth_label: component
+                    .and_then(|c| c.auth_method(&connection.auth_method))
+                    .map_or(connection.auth_method.as_str(), |m| m.label.as_str()),
+            }
+        })
+        .collect();
+    let workspace = Workspace {
+        environment,
+        csrf: &ctx.csrf,
+        filter: &filter,
+        page: &loaded.page,
+        rows,
+        total_in_environment: loaded.component_counts.iter().map(|(_, n)| n).sum(),
+        filtered_component_name: filter
+            .component
+            .as_deref()
+            .map(|key| catalog.get(key).map_or(key, |c| c.name.as_str())),
+        components,
+        tags: &loaded.tag_counts,
+        sorts: Sort::ALL,
+    };
+    ctx.respond(StatusCode::OK, "Connections", &workspace)
+}

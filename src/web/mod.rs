@@ -1,0 +1,62 @@
+//! The web layer: translates HTTP into calls on the domain modules and
+//! renders their results. Pages are askama templates; every page is also
+//! served as a fragment to htmx, which swaps it in place.
+
+pub mod assets;
+mod connection_form;
+mod context;
+mod csrf;
+mod delete;
+mod environment_switch;
+pub mod errors;
+mod form;
+mod list;
+mod security;
+mod tagging;
+
+use actix_web::web;
+
+use crate::catalog::Catalog;
+use crate::crypto::Keyring;
+use crate::db::{DbConnection, Pool};
+use crate::error::AppError;
+
+pub use context::Ctx;
+pub use csrf::csrf_guard;
+pub use security::security_headers;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: Pool,
+    pub catalog: Catalog,
+    pub keyring: Keyring,
+}
+
+pub type State = web::Data<AppState>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    assets::routes(cfg);
+    list::routes(cfg);
+    environment_switch::routes(cfg);
+    connection_form::routes(cfg);
+    delete::routes(cfg);
+    tagging::routes(cfg);
+}
+
+/// Runs blocking database work on the thread pool meant for it.
+pub async fn db<T, F>(state: &State, work: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConnection, &AppState) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let state = state.clone();
+    web::block(move || {
+        let mut conn = state
+            .pool
+            .get()
+            .map_err(|e| AppError::internal(format!("database pool: {e}")))?;
+        work(&mut conn, &state)
+    })
+    .await
+    .map_err(AppError::internal)?
+}
