@@ -31,21 +31,11 @@ pub enum CryptoError {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("cannot read key file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("cannot create key file {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     #[error("key file {path}, line {line}: {message}")]
-    Malformed {
-        path: String,
-        line: usize,
-        message: String,
-    },
+    Malformed { path: String, line: usize, message: String },
 }
 
 /// A secret sealed for storage: the key id and `nonce || ciphertext || tag`.
@@ -57,12 +47,7 @@ pub struct Sealed {
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Sealed {{ key_id: {}, {} bytes }}",
-            self.key_id,
-            self.bytes.len()
-        )
+        write!(f, "Sealed {{ key_id: {}, {} bytes }}", self.key_id, self.bytes.len())
     }
 }
 
@@ -75,12 +60,7 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Keyring {{ current: {}, keys: {} }}",
-            self.current,
-            self.ciphers.len()
-        )
+        write!(f, "Keyring {{ current: {}, keys: {} }}", self.current, self.ciphers.len())
     }
 }
 
@@ -88,10 +68,8 @@ impl Keyring {
     /// Builds a keyring from `(id, key)` pairs; the first seals.
     pub fn new(keys: Vec<(String, [u8; KEY_LEN])>) -> Option<Keyring> {
         let current = keys.first()?.0.clone();
-        let ciphers = keys
-            .into_iter()
-            .map(|(id, key)| (id, XChaCha20Poly1305::new(&Key::from(key))))
-            .collect();
+        let ciphers =
+            keys.into_iter().map(|(id, key)| (id, XChaCha20Poly1305::new(&Key::from(key)))).collect();
         Some(Keyring { current, ciphers })
     }
 
@@ -109,43 +87,26 @@ impl Keyring {
         let cipher = &self.ciphers[&self.current];
         let nonce = XNonce::generate();
         let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: plaintext, aad })
             // Encryption only fails for inputs larger than the cipher's
             // 256 GiB limit, far beyond any form field.
             .expect("plaintext within XChaCha20-Poly1305 limits");
         let mut bytes = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&ciphertext);
-        Sealed {
-            key_id: self.current.clone(),
-            bytes,
-        }
+        Sealed { key_id: self.current.clone(), bytes }
     }
 
     pub fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let cipher = self
-            .ciphers
-            .get(&sealed.key_id)
-            .ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
+        let cipher =
+            self.ciphers.get(&sealed.key_id).ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
         if sealed.bytes.len() < NONCE_LEN {
             return Err(CryptoError::Undecryptable);
         }
         let (nonce, ciphertext) = sealed.bytes.split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).map_err(|_| CryptoError::Undecryptable)?;
         cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
+            .decrypt(&nonce, Payload { msg: ciphertext, aad })
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Undecryptable)
     }
@@ -168,21 +129,14 @@ impl Keyring {
                  # The first key encrypts; all keys decrypt.\n{id} {}\n",
                 hex::encode(*key)
             );
-            crate::keyfile::write_private(path, text.as_bytes()).map_err(|source| {
-                KeyFileError::Write {
-                    path: shown.clone(),
-                    source,
-                }
-            })?;
+            crate::keyfile::write_private(path, text.as_bytes())
+                .map_err(|source| KeyFileError::Write { path: shown.clone(), source })?;
             true
         };
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-                    path: shown.clone(),
-                    source,
-                })?,
-            );
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|source| KeyFileError::Read { path: shown.clone(), source })?,
+        );
         let keyring = Self::parse(&text).map_err(|(line, message)| KeyFileError::Malformed {
             path: shown.clone(),
             line,
@@ -245,10 +199,7 @@ mod tests {
     fn other_associated_data_fails() {
         let keys = Keyring::generate();
         let sealed = keys.seal(b"hunter2", b"connection:1");
-        assert_eq!(
-            keys.open(&sealed, b"connection:2").unwrap_err(),
-            CryptoError::Undecryptable
-        );
+        assert_eq!(keys.open(&sealed, b"connection:2").unwrap_err(), CryptoError::Undecryptable);
     }
 
     #[test]
@@ -256,44 +207,27 @@ mod tests {
         let keys = Keyring::generate();
         let sealed = keys.seal(b"hunter2", b"a");
         for len in [0, 10, NONCE_LEN, sealed.bytes.len() - 1] {
-            let cut = Sealed {
-                key_id: sealed.key_id.clone(),
-                bytes: sealed.bytes[..len].to_vec(),
-            };
-            assert_eq!(
-                keys.open(&cut, b"a").unwrap_err(),
-                CryptoError::Undecryptable
-            );
+            let cut = Sealed { key_id: sealed.key_id.clone(), bytes: sealed.bytes[..len].to_vec() };
+            assert_eq!(keys.open(&cut, b"a").unwrap_err(), CryptoError::Undecryptable);
         }
         let mut flipped = sealed.clone();
         flipped.bytes[NONCE_LEN + 1] ^= 1;
-        assert_eq!(
-            keys.open(&flipped, b"a").unwrap_err(),
-            CryptoError::Undecryptable
-        );
+        assert_eq!(keys.open(&flipped, b"a").unwrap_err(), CryptoError::Undecryptable);
     }
 
     #[test]
     fn wrong_key_fails_and_unknown_id_is_named() {
         let sealed = Keyring::generate().seal(b"hunter2", b"a");
         let other = Keyring::generate();
-        assert!(matches!(
-            other.open(&sealed, b"a"),
-            Err(CryptoError::UnknownKey(_))
-        ));
+        assert!(matches!(other.open(&sealed, b"a"), Err(CryptoError::UnknownKey(_))));
         let same_id = Keyring::new(vec![(sealed.key_id.clone(), [7; 32])]).unwrap();
-        assert_eq!(
-            same_id.open(&sealed, b"a").unwrap_err(),
-            CryptoError::Undecryptable
-        );
+        assert_eq!(same_id.open(&sealed, b"a").unwrap_err(), CryptoError::Undecryptable);
     }
 
     #[test]
     fn rotation_keeps_old_keys_opening() {
-        let old = Keyring::parse(
-            "old 0000000000000000000000000000000000000000000000000000000000000001\n",
-        )
-        .unwrap();
+        let old =
+            Keyring::parse("old 0000000000000000000000000000000000000000000000000000000000000001\n").unwrap();
         let sealed = old.seal(b"v", b"a");
         let rotated = Keyring::parse(
             "# comment\nnew 0000000000000000000000000000000000000000000000000000000000000002\n\
@@ -320,10 +254,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let (second, created) = Keyring::load_or_create(&path).unwrap();
         assert!(!created);

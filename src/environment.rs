@@ -15,11 +15,8 @@ pub enum Environment {
 }
 
 impl Environment {
-    pub const ALL: [Environment; 3] = [
-        Environment::Development,
-        Environment::Staging,
-        Environment::Production,
-    ];
+    pub const ALL: [Environment; 3] =
+        [Environment::Development, Environment::Staging, Environment::Production];
 
     /// The value stored in the database, the session and URLs.
     pub fn as_str(self) -> &'static str {

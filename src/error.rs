@@ -22,12 +22,7 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> AppError {
-        AppError {
-            status,
-            title,
-            message: message.into(),
-            incident: None,
-        }
+        AppError { status, title, message: message.into(), incident: None }
     }
 
     pub fn not_found(message: impl Into<String>) -> AppError {
@@ -51,9 +46,8 @@ impl AppError {
         let mut bytes = [0u8; 4];
         // The id only correlates a page with a log line; if the random source
         // fails, a constant still lets the log be searched by time.
-        let incident = getrandom::fill(&mut bytes)
-            .map(|_| hex::encode(bytes))
-            .unwrap_or_else(|_| "00000000".into());
+        let incident =
+            getrandom::fill(&mut bytes).map(|_| hex::encode(bytes)).unwrap_or_else(|_| "00000000".into());
         tracing::error!(incident = %incident, "request failed: {cause}");
         AppError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -37,11 +37,7 @@ pub fn load_or_create_session_key(path: &Path) -> std::io::Result<(Zeroizing<Vec
     if key.len() < LEN {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!(
-                "{} holds {} bytes; a session key needs at least {LEN}",
-                path.display(),
-                key.len()
-            ),
+            format!("{} holds {} bytes; a session key needs at least {LEN}", path.display(), key.len()),
         ));
     }
     Ok((key, created))

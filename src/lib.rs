@@ -39,26 +39,17 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot create the data folder {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
     #[error(transparent)]
     KeyFile(#[from] crypto::KeyFileError),
     #[error("session key {path}: {source}")]
-    SessionKey {
-        path: String,
-        source: std::io::Error,
-    },
+    SessionKey { path: String, source: std::io::Error },
     #[error(transparent)]
     Database(#[from] db::DbError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A built, bound, not yet running Plugboard.
@@ -74,10 +65,7 @@ impl Application {
             source,
         })?;
         let catalog = Catalog::load(settings.catalog.as_deref())?;
-        tracing::info!(
-            components = catalog.components().len(),
-            "component catalog loaded"
-        );
+        tracing::info!(components = catalog.components().len(), "component catalog loaded");
 
         let key_path = settings.encryption_key_path();
         let (keyring, created) = Keyring::load_or_create(&key_path)?;
@@ -90,10 +78,7 @@ impl Application {
         let session_path = settings.session_key_path();
         let (session_key, created) =
             keyfile::load_or_create_session_key(&session_path).map_err(|source| {
-                StartupError::SessionKey {
-                    path: session_path.display().to_string(),
-                    source,
-                }
+                StartupError::SessionKey { path: session_path.display().to_string(), source }
             })?;
         if created {
             tracing::warn!(path = %session_path.display(), "created a new session key (mode 0600)");
@@ -103,33 +88,22 @@ impl Application {
         let (pool, backend) = db::connect(&settings.database_url(), settings.pool_size)?;
         tracing::info!(database = ?backend, "database ready");
 
-        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
-            addr: settings.bind,
-            source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.bind,
-            source,
-        })?;
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
 
-        let state = aw::Data::new(AppState {
-            pool,
-            catalog,
-            keyring,
-        });
+        let state = aw::Data::new(AppState { pool, catalog, keyring });
         let secure_cookies = settings.secure_cookies;
-        let server = HttpServer::new(move || {
-            let session =
-                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
-                    .cookie_name("plugboard_session".into())
-                    .cookie_http_only(true)
-                    .cookie_same_site(SameSite::Lax)
-                    .cookie_secure(secure_cookies)
-                    .cookie_content_security(CookieContentSecurity::Private)
-                    .session_lifecycle(
-                        PersistentSession::default().session_ttl(CookieDuration::days(30)),
-                    )
-                    .build();
+        let mut server = HttpServer::new(move || {
+            let session = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                .cookie_name("plugboard_session".into())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_secure(secure_cookies)
+                .cookie_content_security(CookieContentSecurity::Private)
+                .session_lifecycle(PersistentSession::default().session_ttl(CookieDuration::days(30)))
+                .build();
             App::new()
                 .app_data(state.clone())
                 .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))
@@ -140,13 +114,14 @@ impl Application {
                 .wrap(session)
                 .wrap(from_fn(web::security_headers))
                 .wrap(from_fn(log_request))
-        })
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            addr: settings.bind,
-            source,
-        })?
-        .run();
+        });
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
+            .run();
         Ok(Application { server, addr })
     }
 

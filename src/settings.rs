@@ -39,6 +39,10 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// HTTP worker threads; default: one per CPU core.
+    #[arg(long, env = "PLUGBOARD_WORKERS")]
+    pub workers: Option<usize>,
+
     /// Log filter, such as `info` or `plugboard=debug,actix_web=info`.
     #[arg(long, env = "PLUGBOARD_LOG", default_value = "info")]
     pub log: String,
@@ -54,18 +58,16 @@ impl Settings {
             database_url: None,
             catalog: None,
             pool_size: 4,
+            workers: Some(1),
             secure_cookies: false,
             log: "info".into(),
         }
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            self.data_dir
-                .join("plugboard.sqlite3")
-                .display()
-                .to_string()
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugboard.sqlite3").display().to_string())
     }
 
     pub fn encryption_key_path(&self) -> PathBuf {

@@ -33,17 +33,13 @@ impl TagName {
             return Err("A tag needs at least one character.".into());
         }
         if chars > MAX_TAG_CHARS {
-            return Err(format!(
-                "Tags can be at most {MAX_TAG_CHARS} characters; one has {chars}."
-            ));
+            return Err(format!("Tags can be at most {MAX_TAG_CHARS} characters; one has {chars}."));
         }
         if name.contains(',') || name.chars().any(char::is_control) {
             return Err("Tags cannot contain commas or control characters.".into());
         }
         // Runs of spaces inside a name would make look-alike tags.
-        Ok(TagName(
-            name.split_whitespace().collect::<Vec<_>>().join(" "),
-        ))
+        Ok(TagName(name.split_whitespace().collect::<Vec<_>>().join(" ")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -80,11 +76,8 @@ pub fn ensure(conn: &mut DbConnection, names: &[TagName]) -> QueryResult<Vec<Tag
     let mut ids = Vec::with_capacity(names.len());
     for name in names {
         let key = name.key();
-        let existing = tags::table
-            .filter(tags::name_key.eq(&key))
-            .select(tags::id)
-            .first::<i64>(conn)
-            .optional()?;
+        let existing =
+            tags::table.filter(tags::name_key.eq(&key)).select(tags::id).first::<i64>(conn).optional()?;
         let id = match existing {
             Some(id) => id,
             None => diesel::insert_into(tags::table)
@@ -105,19 +98,12 @@ pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Tag>> {
     let Ok(name) = TagName::parse(name) else {
         return Ok(None);
     };
-    tags::table
-        .filter(tags::name_key.eq(name.key()))
-        .select((tags::id, tags::name))
-        .first(conn)
-        .optional()
+    tags::table.filter(tags::name_key.eq(name.key())).select((tags::id, tags::name)).first(conn).optional()
 }
 
 /// Every tag, by name: the choices offered in a form.
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Tag>> {
-    tags::table
-        .order(tags::name_key.asc())
-        .select((tags::id, tags::name))
-        .load(conn)
+    tags::table.order(tags::name_key.asc()).select((tags::id, tags::name)).load(conn)
 }
 
 /// Tags used in an environment, with how many of its connections carry each.
@@ -132,13 +118,7 @@ pub fn counts(conn: &mut DbConnection, environment: Environment) -> QueryResult<
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, connections)| TagCount {
-            tag: Tag {
-                id: TagId(id),
-                name,
-            },
-            connections,
-        })
+        .map(|(id, name, connections)| TagCount { tag: Tag { id: TagId(id), name }, connections })
         .collect())
 }
 
@@ -148,10 +128,7 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_checked() {
-        assert_eq!(
-            TagName::parse("  Billing   team ").unwrap().as_str(),
-            "Billing team"
-        );
+        assert_eq!(TagName::parse("  Billing   team ").unwrap().as_str(), "Billing team");
         assert_eq!(TagName::parse("Prod").unwrap().key(), "prod");
         assert!(TagName::parse("   ").is_err());
         assert!(TagName::parse("a,b").is_err());

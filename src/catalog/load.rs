@@ -50,10 +50,8 @@ pub trait IconSource {
 pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Catalog, CatalogError> {
     let mut merged = parse_table(BUILTIN, BUILTIN_NAME)?;
     // Which file each entry's fields came from, for error messages.
-    let mut origin: std::collections::HashMap<String, String> = merged
-        .keys()
-        .map(|k| (k.clone(), BUILTIN_NAME.to_owned()))
-        .collect();
+    let mut origin: std::collections::HashMap<String, String> =
+        merged.keys().map(|k| (k.clone(), BUILTIN_NAME.to_owned())).collect();
 
     if let Some(path) = operator_file {
         let file = path.display().to_string();
@@ -77,10 +75,7 @@ pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Cata
             // An operator's icon is a path relative to their own file.
             if let Some(toml::Value::String(icon)) = entry.get("icon") {
                 let resolved: PathBuf = base_dir.join(icon);
-                entry.insert(
-                    "icon".into(),
-                    toml::Value::String(resolved.display().to_string()),
-                );
+                entry.insert("icon".into(), toml::Value::String(resolved.display().to_string()));
             }
             origin.insert(key.clone(), file.clone());
             match merged.get_mut(&key) {
@@ -94,10 +89,7 @@ pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Cata
 
     let mut components = Vec::with_capacity(merged.len());
     for (key, value) in merged {
-        let file = origin
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| BUILTIN_NAME.to_owned());
+        let file = origin.get(&key).cloned().unwrap_or_else(|| BUILTIN_NAME.to_owned());
         let error = |field: Option<String>, message: String| CatalogError {
             file: file.clone(),
             component: Some(key.clone()),
@@ -140,10 +132,7 @@ type BuildError = (Option<String>, String);
 fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Component, BuildError> {
     let at = |field: &str, message: String| (Some(field.to_owned()), message);
     if !is_slug(key) {
-        return Err((
-            None,
-            "the entry's key must be 1 to 64 lowercase letters, digits, `_` or `-`".into(),
-        ));
+        return Err((None, "the entry's key must be 1 to 64 lowercase letters, digits, `_` or `-`".into()));
     }
     let name = non_empty(def.name).ok_or_else(|| at("name", "is required".into()))?;
     let base_url = non_empty(def.base_url).ok_or_else(|| at("base_url", "is required".into()))?;
@@ -163,49 +152,31 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
     let setting_keys: HashSet<&str> = settings.iter().map(|f| f.key.as_str()).collect();
     for placeholder in placeholders(&base_url) {
         if !setting_keys.contains(placeholder) {
-            return Err(at(
-                "base_url",
-                format!("uses `{{{placeholder}}}` but no setting has that key"),
-            ));
+            return Err(at("base_url", format!("uses `{{{placeholder}}}` but no setting has that key")));
         }
     }
 
     if def.auth.is_empty() {
-        return Err(at(
-            "auth",
-            "at least one authorization method is required".into(),
-        ));
+        return Err(at("auth", "at least one authorization method is required".into()));
     }
     let mut auth_methods = Vec::with_capacity(def.auth.len());
     for (method_key, method) in def.auth {
         let path = format!("auth.{method_key}");
         if !is_slug(&method_key) {
-            return Err(at(
-                &path,
-                "method keys must be lowercase letters, digits, `_` or `-`".into(),
-            ));
+            return Err(at(&path, "method keys must be lowercase letters, digits, `_` or `-`".into()));
         }
         check_kind(&method.kind).map_err(|(f, m)| at(&format!("{path}.{f}"), m))?;
-        let field_defs = method
-            .fields
-            .unwrap_or_else(|| method.kind.default_fields());
-        let fields =
-            build_fields(&field_defs, &format!("{path}.fields")).map_err(|(f, m)| (Some(f), m))?;
-        if let Some(clash) = fields
-            .iter()
-            .find(|f| setting_keys.contains(f.key.as_str()))
-        {
+        let field_defs = method.fields.unwrap_or_else(|| method.kind.default_fields());
+        let fields = build_fields(&field_defs, &format!("{path}.fields")).map_err(|(f, m)| (Some(f), m))?;
+        if let Some(clash) = fields.iter().find(|f| setting_keys.contains(f.key.as_str())) {
             return Err(at(
                 &format!("{path}.fields"),
                 format!("`{}` is already a setting of this component", clash.key),
             ));
         }
         if let AuthKind::Custom { headers, query } = &method.kind {
-            let known: HashSet<&str> = fields
-                .iter()
-                .map(|f| f.key.as_str())
-                .chain(setting_keys.iter().copied())
-                .collect();
+            let known: HashSet<&str> =
+                fields.iter().map(|f| f.key.as_str()).chain(setting_keys.iter().copied()).collect();
             for template in headers.values().chain(query.values()) {
                 if let Some(unknown) = placeholders(template).find(|p| !known.contains(p)) {
                     return Err(at(
@@ -215,10 +186,7 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
                 }
             }
             if fields.is_empty() {
-                return Err(at(
-                    &format!("{path}.fields"),
-                    "a custom method must list its fields".into(),
-                ));
+                return Err(at(&format!("{path}.fields"), "a custom method must list its fields".into()));
             }
         }
         auth_methods.push(AuthMethod {
@@ -232,28 +200,17 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
     if let Some(test) = &def.test {
         const METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "PATCH"];
         if !METHODS.contains(&test.method.as_str()) {
-            return Err(at(
-                "test.method",
-                format!("must be one of {}", METHODS.join(", ")),
-            ));
+            return Err(at("test.method", format!("must be one of {}", METHODS.join(", "))));
         }
         if test.path.is_empty() {
             return Err(at("test.path", "is required".into()));
         }
-        if test.success_status.is_empty()
-            || test.success_status.iter().any(|s| !(100..=599).contains(s))
-        {
-            return Err(at(
-                "test.success_status",
-                "must list HTTP status codes between 100 and 599".into(),
-            ));
+        if test.success_status.is_empty() || test.success_status.iter().any(|s| !(100..=599).contains(s)) {
+            return Err(at("test.success_status", "must list HTTP status codes between 100 and 599".into()));
         }
         if let Some(json) = &test.success_json {
             if !json.pointer.starts_with('/') {
-                return Err(at(
-                    "test.success_json.pointer",
-                    "must be a JSON pointer such as \"/ok\"".into(),
-                ));
+                return Err(at("test.success_json.pointer", "must be a JSON pointer such as \"/ok\"".into()));
             }
         }
     }
@@ -283,10 +240,7 @@ fn build_fields(defs: &[FieldDef], path: &str) -> Result<Vec<Field>, (String, St
     for (i, def) in defs.iter().enumerate() {
         let at = format!("{path}[{i}]");
         if !is_slug(&def.key) {
-            return Err((
-                format!("{at}.key"),
-                "must be lowercase letters, digits, `_` or `-`".into(),
-            ));
+            return Err((format!("{at}.key"), "must be lowercase letters, digits, `_` or `-`".into()));
         }
         if !seen.insert(def.key.as_str()) {
             return Err((format!("{at}.key"), format!("`{}` appears twice", def.key)));
@@ -296,15 +250,9 @@ fn build_fields(defs: &[FieldDef], path: &str) -> Result<Vec<Field>, (String, St
             Some(source) => {
                 // Anchored, as the HTML `pattern` attribute is.
                 let regex = Regex::new(&format!("^(?:{source})$")).map_err(|e| {
-                    (
-                        format!("{at}.pattern"),
-                        format!("is not a valid regular expression: {e}"),
-                    )
+                    (format!("{at}.pattern"), format!("is not a valid regular expression: {e}"))
                 })?;
-                Some(Pattern {
-                    source: source.clone(),
-                    regex,
-                })
+                Some(Pattern { source: source.clone(), regex })
             }
         };
         fields.push(Field {
@@ -325,26 +273,18 @@ fn check_kind(kind: &AuthKind) -> Result<(), (String, String)> {
     match kind {
         AuthKind::ApiKey { header, query, .. } => match (header, query) {
             (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err((
-                "header".into(),
-                "an API key goes in exactly one of `header` or `query`".into(),
-            )),
+            _ => Err(("header".into(), "an API key goes in exactly one of `header` or `query`".into())),
         },
-        AuthKind::Oauth2AuthorizationCode {
-            authorization_url,
-            token_url,
-            ..
-        } => {
+        AuthKind::Oauth2AuthorizationCode { authorization_url, token_url, .. } => {
             check_url(authorization_url).map_err(|m| ("authorization_url".to_owned(), m))?;
             check_url(token_url).map_err(|m| ("token_url".to_owned(), m))
         }
         AuthKind::Oauth2ClientCredentials { token_url, .. } => {
             check_url(token_url).map_err(|m| ("token_url".to_owned(), m))
         }
-        AuthKind::AwsSigv4 { service } if service.trim().is_empty() => Err((
-            "service".into(),
-            "is required, such as \"s3\" or \"sts\"".into(),
-        )),
+        AuthKind::AwsSigv4 { service } if service.trim().is_empty() => {
+            Err(("service".into(), "is required, such as \"s3\" or \"sts\"".into()))
+        }
         _ => Ok(()),
     }
 }
@@ -353,15 +293,10 @@ fn load_icon(name: &str, icons: &dyn IconSource) -> Result<String, String> {
     let bytes = if Path::new(name).is_absolute() {
         std::fs::read(name).map_err(|e| format!("cannot read {name}: {e}"))?
     } else {
-        icons
-            .icon(name)
-            .ok_or_else(|| format!("no built-in icon named {name}"))?
+        icons.icon(name).ok_or_else(|| format!("no built-in icon named {name}"))?
     };
     if bytes.len() > MAX_ICON_BYTES {
-        return Err(format!(
-            "{name} is larger than {} KiB",
-            MAX_ICON_BYTES / 1024
-        ));
+        return Err(format!("{name} is larger than {} KiB", MAX_ICON_BYTES / 1024));
     }
     let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8 text"))?;
     if !text.contains("<svg") {
@@ -383,17 +318,13 @@ fn check_url(url: &str) -> Result<(), String> {
 
 /// The names inside `{...}` in a template.
 fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+    template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {

@@ -34,11 +34,7 @@ impl Component {
 
     /// The letter shown when the component has no icon.
     pub fn initial(&self) -> char {
-        self.name
-            .chars()
-            .find(|c| c.is_alphanumeric())
-            .map(|c| c.to_ascii_uppercase())
-            .unwrap_or('?')
+        self.name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_ascii_uppercase()).unwrap_or('?')
     }
 }
 
@@ -120,24 +116,15 @@ impl AuthKind {
         };
         match self {
             AuthKind::ApiKey { .. } => vec![f("api_key", "API key", true)],
-            AuthKind::Basic => vec![
-                f("username", "Username", false),
-                f("password", "Password", true),
-            ],
+            AuthKind::Basic => vec![f("username", "Username", false), f("password", "Password", true)],
             AuthKind::Bearer => vec![f("token", "Token", true)],
             AuthKind::Oauth2AuthorizationCode { .. } | AuthKind::Oauth2ClientCredentials { .. } => {
-                vec![
-                    f("client_id", "Client ID", false),
-                    f("client_secret", "Client secret", true),
-                ]
+                vec![f("client_id", "Client ID", false), f("client_secret", "Client secret", true)]
             }
             AuthKind::AwsSigv4 { .. } => vec![
                 f("access_key_id", "Access key ID", false),
                 f("secret_access_key", "Secret access key", true),
-                FieldDef {
-                    default: Some("us-east-1".to_owned()),
-                    ..f("region", "Region", false)
-                },
+                FieldDef { default: Some("us-east-1".to_owned()), ..f("region", "Region", false) },
             ],
             AuthKind::Custom { .. } => Vec::new(),
         }
@@ -255,13 +242,9 @@ impl<'de> Deserialize<'de> for AuthMethodDef {
                     .map_err(|e| D::Error::custom(format!("in `fields`: {}", e.message())))?,
             ),
         };
-        let kind = AuthKind::deserialize(toml::Value::Table(table))
-            .map_err(|e| D::Error::custom(e.message()))?;
-        Ok(AuthMethodDef {
-            label,
-            kind,
-            fields,
-        })
+        let kind =
+            AuthKind::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
+        Ok(AuthMethodDef { label, kind, fields })
     }
 }
 

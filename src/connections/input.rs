@@ -48,9 +48,7 @@ pub struct FieldErrors(BTreeMap<String, String>);
 
 impl FieldErrors {
     pub fn add(&mut self, key: &str, message: impl Into<String>) {
-        self.0
-            .entry(key.to_owned())
-            .or_insert_with(|| message.into());
+        self.0.entry(key.to_owned()).or_insert_with(|| message.into());
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -103,43 +101,24 @@ pub fn validate(
     let name = input.name.trim();
     let name_chars = name.chars().count();
     if name.is_empty() {
-        errors.add(
-            "name",
-            "Give the connection a name, such as \u{201c}Marketing Slack\u{201d}.",
-        );
+        errors.add("name", "Give the connection a name, such as \u{201c}Marketing Slack\u{201d}.");
     } else if name_chars > MAX_NAME_CHARS {
-        errors.add(
-            "name",
-            format!("Use at most {MAX_NAME_CHARS} characters; this name has {name_chars}."),
-        );
+        errors.add("name", format!("Use at most {MAX_NAME_CHARS} characters; this name has {name_chars}."));
     } else if name.chars().any(char::is_control) {
-        errors.add(
-            "name",
-            "The name cannot contain line breaks or control characters.",
-        );
+        errors.add("name", "The name cannot contain line breaks or control characters.");
     }
 
     let method = component.auth_method(&input.auth_method);
     if method.is_none() {
-        let choices: Vec<&str> = component
-            .auth_methods
-            .iter()
-            .map(|m| m.label.as_str())
-            .collect();
-        errors.add(
-            "auth_method",
-            format!("Choose how to authorize: {}.", choices.join(", ")),
-        );
+        let choices: Vec<&str> = component.auth_methods.iter().map(|m| m.label.as_str()).collect();
+        errors.add("auth_method", format!("Choose how to authorize: {}.", choices.join(", ")));
     }
     let same_method = stored_method.is_some() && stored_method == method.map(|m| m.key.as_str());
 
     let mut parameters = BTreeMap::new();
     let mut secrets = BTreeMap::new();
     let mut kept_secrets = BTreeSet::new();
-    let fields = component
-        .settings
-        .iter()
-        .chain(method.iter().flat_map(|m| m.fields.iter()));
+    let fields = component.settings.iter().chain(method.iter().flat_map(|m| m.fields.iter()));
     for field in fields {
         let value = input.value(&field.key).trim();
         if value.is_empty() && field.secret && same_method && stored_secrets.contains(&field.key) {
@@ -172,13 +151,8 @@ pub fn validate(
         }
     }
     if tags.len() > MAX_TAGS {
-        errors.add(
-            "tags",
-            format!(
-                "A connection can have at most {MAX_TAGS} tags; this has {}.",
-                tags.len()
-            ),
-        );
+        errors
+            .add("tags", format!("A connection can have at most {MAX_TAGS} tags; this has {}.", tags.len()));
     }
 
     match method {
@@ -198,11 +172,7 @@ pub fn validate(
 /// it may be a secret.
 fn check_value(field: &Field, value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return if field.required {
-            Err(format!("{} is required.", field.label))
-        } else {
-            Ok(())
-        };
+        return if field.required { Err(format!("{} is required.", field.label)) } else { Ok(()) };
     }
     let chars = value.chars().count();
     if chars > MAX_VALUE_CHARS {
@@ -221,10 +191,7 @@ fn check_value(field: &Field, value: &str) -> Result<(), String> {
             } else {
                 format!("something like {}", field.placeholder)
             };
-            return Err(format!(
-                "{} does not have the expected format: expected {hint}.",
-                field.label
-            ));
+            return Err(format!("{} does not have the expected format: expected {hint}.", field.label));
         }
     }
     Ok(())

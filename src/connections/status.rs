@@ -48,10 +48,6 @@ pub struct StatusReport {
 impl StatusReport {
     /// A connection nobody has checked yet: saving alone proves nothing.
     pub fn unchecked() -> StatusReport {
-        StatusReport {
-            status: Status::NotActive,
-            reason: "not checked yet".to_owned(),
-            checked_at: None,
-        }
+        StatusReport { status: Status::NotActive, reason: "not checked yet".to_owned(), checked_at: None }
     }
 }

@@ -83,10 +83,7 @@ impl Row {
 }
 
 fn split_list(s: &str) -> BTreeSet<String> {
-    s.split(',')
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect()
 }
 
 fn join_list<'a>(keys: impl Iterator<Item = &'a String>) -> String {
@@ -96,13 +93,7 @@ fn join_list<'a>(keys: impl Iterator<Item = &'a String>) -> String {
 /// What a sealed secret is bound to: moved to another row, environment or
 /// component, it no longer opens.
 fn associated_data(id: ConnectionId, environment: Environment, component: &str) -> Vec<u8> {
-    format!(
-        "plugboard/connection/{}/{}/{}",
-        id.0,
-        environment.as_str(),
-        component
-    )
-    .into_bytes()
+    format!("plugboard/connection/{}/{}/{}", id.0, environment.as_str(), component).into_bytes()
 }
 
 fn seal_secrets(
@@ -115,10 +106,7 @@ fn seal_secrets(
     if secrets.is_empty() {
         return None;
     }
-    let plain: BTreeMap<&str, &str> = secrets
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.expose_secret()))
-        .collect();
+    let plain: BTreeMap<&str, &str> = secrets.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
     let json = Zeroizing::new(serde_json::to_vec(&plain).expect("a map of strings serialises"));
     Some(keyring.seal(&json, &associated_data(id, environment, component)))
 }
@@ -154,10 +142,7 @@ pub fn insert(
         // until the insert has produced it.
         if let Some(sealed) = seal_secrets(keyring, id, environment, component, &draft.secrets) {
             diesel::update(connections::table.find(id.0))
-                .set((
-                    connections::secrets.eq(sealed.bytes),
-                    connections::secrets_key_id.eq(sealed.key_id),
-                ))
+                .set((connections::secrets.eq(sealed.bytes), connections::secrets_key_id.eq(sealed.key_id)))
                 .execute(conn)?;
         }
         set_tags(conn, id, &draft.tags)?;
@@ -177,11 +162,7 @@ pub fn update(
 ) -> Result<(), StoreError> {
     conn.transaction(|conn| {
         let (component, version) = connections::table
-            .filter(
-                connections::id
-                    .eq(id.0)
-                    .and(connections::environment.eq(environment.as_str())),
-            )
+            .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
             .select((connections::component, connections::version))
             .first::<(String, i32)>(conn)
             .optional()?
@@ -192,11 +173,7 @@ pub fn update(
         let mut secrets: BTreeMap<String, SecretString> = BTreeMap::new();
         if !draft.kept_secrets.is_empty() {
             let stored = open_secrets(conn, keyring, environment, id)?;
-            secrets.extend(
-                stored
-                    .into_iter()
-                    .filter(|(k, _)| draft.kept_secrets.contains(k)),
-            );
+            secrets.extend(stored.into_iter().filter(|(k, _)| draft.kept_secrets.contains(k)));
         }
         secrets.extend(draft.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         let sealed = seal_secrets(keyring, id, environment, &component, &secrets);
@@ -234,24 +211,13 @@ pub fn update(
     })
 }
 
-pub fn delete(
-    conn: &mut DbConnection,
-    environment: Environment,
-    id: ConnectionId,
-) -> Result<(), StoreError> {
+pub fn delete(conn: &mut DbConnection, environment: Environment, id: ConnectionId) -> Result<(), StoreError> {
     let deleted = diesel::delete(
-        connections::table.filter(
-            connections::id
-                .eq(id.0)
-                .and(connections::environment.eq(environment.as_str())),
-        ),
+        connections::table
+            .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str()))),
     )
     .execute(conn)?;
-    if deleted == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
+    if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 pub fn get(
@@ -260,11 +226,7 @@ pub fn get(
     id: ConnectionId,
 ) -> Result<Connection, StoreError> {
     let row: Row = connections::table
-        .filter(
-            connections::id
-                .eq(id.0)
-                .and(connections::environment.eq(environment.as_str())),
-        )
+        .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
         .select(Row::as_select())
         .first(conn)
         .optional()?
@@ -282,31 +244,17 @@ pub fn open_secrets(
     id: ConnectionId,
 ) -> Result<BTreeMap<String, SecretString>, StoreError> {
     let (component, secrets, key_id) = connections::table
-        .filter(
-            connections::id
-                .eq(id.0)
-                .and(connections::environment.eq(environment.as_str())),
-        )
-        .select((
-            connections::component,
-            connections::secrets,
-            connections::secrets_key_id,
-        ))
+        .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
+        .select((connections::component, connections::secrets, connections::secrets_key_id))
         .first::<(String, Option<Vec<u8>>, Option<String>)>(conn)
         .optional()?
         .ok_or(StoreError::NotFound)?;
     let (Some(bytes), Some(key_id)) = (secrets, key_id) else {
         return Ok(BTreeMap::new());
     };
-    let plain = keyring.open(
-        &Sealed { key_id, bytes },
-        &associated_data(id, environment, &component),
-    )?;
+    let plain = keyring.open(&Sealed { key_id, bytes }, &associated_data(id, environment, &component))?;
     let map: BTreeMap<String, String> = serde_json::from_slice(&plain)?;
-    Ok(map
-        .into_iter()
-        .map(|(k, v)| (k, SecretString::from(v)))
-        .collect())
+    Ok(map.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect())
 }
 
 pub fn add_tag(
@@ -319,11 +267,7 @@ pub fn add_tag(
         ensure_exists(conn, environment, id)?;
         let tag_ids = tag_store::ensure(conn, std::slice::from_ref(name))?;
         let already: i64 = connection_tags::table
-            .filter(
-                connection_tags::connection_id
-                    .eq(id.0)
-                    .and(connection_tags::tag_id.eq(tag_ids[0].0)),
-            )
+            .filter(connection_tags::connection_id.eq(id.0).and(connection_tags::tag_id.eq(tag_ids[0].0)))
             .count()
             .get_result(conn)?;
         if already == 0 {
@@ -335,10 +279,7 @@ pub fn add_tag(
                 return Err(StoreError::TooManyTags);
             }
             diesel::insert_into(connection_tags::table)
-                .values((
-                    connection_tags::connection_id.eq(id.0),
-                    connection_tags::tag_id.eq(tag_ids[0].0),
-                ))
+                .values((connection_tags::connection_id.eq(id.0), connection_tags::tag_id.eq(tag_ids[0].0)))
                 .execute(conn)?;
         }
         Ok(())
@@ -354,11 +295,8 @@ pub fn remove_tag(
     conn.transaction(|conn| {
         ensure_exists(conn, environment, id)?;
         diesel::delete(
-            connection_tags::table.filter(
-                connection_tags::connection_id
-                    .eq(id.0)
-                    .and(connection_tags::tag_id.eq(tag.0)),
-            ),
+            connection_tags::table
+                .filter(connection_tags::connection_id.eq(id.0).and(connection_tags::tag_id.eq(tag.0))),
         )
         .execute(conn)?;
         Ok(())
@@ -371,43 +309,24 @@ fn ensure_exists(
     id: ConnectionId,
 ) -> Result<(), StoreError> {
     let found: i64 = connections::table
-        .filter(
-            connections::id
-                .eq(id.0)
-                .and(connections::environment.eq(environment.as_str())),
-        )
+        .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
         .count()
         .get_result(conn)?;
-    if found == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
+    if found == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
-fn set_tags(
-    conn: &mut DbConnection,
-    id: ConnectionId,
-    names: &[TagName],
-) -> Result<(), StoreError> {
+fn set_tags(conn: &mut DbConnection, id: ConnectionId, names: &[TagName]) -> Result<(), StoreError> {
     let ids = tag_store::ensure(conn, names)?;
-    diesel::delete(connection_tags::table.filter(connection_tags::connection_id.eq(id.0)))
-        .execute(conn)?;
+    diesel::delete(connection_tags::table.filter(connection_tags::connection_id.eq(id.0))).execute(conn)?;
     for tag in ids {
         diesel::insert_into(connection_tags::table)
-            .values((
-                connection_tags::connection_id.eq(id.0),
-                connection_tags::tag_id.eq(tag.0),
-            ))
+            .values((connection_tags::connection_id.eq(id.0), connection_tags::tag_id.eq(tag.0)))
             .execute(conn)?;
     }
     Ok(())
 }
 
-fn tags_of(
-    conn: &mut DbConnection,
-    ids: &[ConnectionId],
-) -> QueryResult<HashMap<ConnectionId, Vec<Tag>>> {
+fn tags_of(conn: &mut DbConnection, ids: &[ConnectionId]) -> QueryResult<HashMap<ConnectionId, Vec<Tag>>> {
     let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let rows: Vec<(i64, i64, String)> = connection_tags::table
         .inner_join(tags::table)
@@ -417,10 +336,7 @@ fn tags_of(
         .load(conn)?;
     let mut map: HashMap<ConnectionId, Vec<Tag>> = HashMap::new();
     for (connection, tag, name) in rows {
-        map.entry(ConnectionId(connection)).or_default().push(Tag {
-            id: TagId(tag),
-            name,
-        });
+        map.entry(ConnectionId(connection)).or_default().push(Tag { id: TagId(tag), name });
     }
     Ok(map)
 }
@@ -485,14 +401,8 @@ pub struct ListPage {
 
 type Filtered<'a> = connections::BoxedQuery<'a, MultiBackend>;
 
-fn filtered<'a>(
-    environment: Environment,
-    query: &'a ListQuery,
-    tag: Option<TagId>,
-) -> Filtered<'a> {
-    let mut q = connections::table
-        .filter(connections::environment.eq(environment.as_str()))
-        .into_boxed();
+fn filtered<'a>(environment: Environment, query: &'a ListQuery, tag: Option<TagId>) -> Filtered<'a> {
+    let mut q = connections::table.filter(connections::environment.eq(environment.as_str())).into_boxed();
     if let Some(component) = &query.component {
         q = q.filter(connections::component.eq(component));
     }
@@ -508,22 +418,9 @@ fn filtered<'a>(
     if let Some(status) = query.status {
         q = q.filter(connections::status.eq(status.as_str()));
     }
-    if let Some(search) = query
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let escaped = search
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        q = q.filter(
-            lower(connections::name)
-                .like(format!("%{escaped}%"))
-                .escape('\\'),
-        );
+    if let Some(search) = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        q = q.filter(lower(connections::name).like(format!("%{escaped}%")).escape('\\'));
     }
     q
 }
@@ -539,12 +436,7 @@ pub fn list(
             Some(tag) => Some(tag.id),
             // An unknown tag matches nothing, rather than everything.
             None => {
-                return Ok(ListPage {
-                    connections: Vec::new(),
-                    total: 0,
-                    page: 1,
-                    pages: 1,
-                });
+                return Ok(ListPage { connections: Vec::new(), total: 0, page: 1, pages: 1 });
             }
         },
         None => None,
@@ -559,10 +451,7 @@ pub fn list(
         Sort::NameAsc => rows.order((lower(connections::name).asc(), connections::id.asc())),
         Sort::NameDesc => rows.order((lower(connections::name).desc(), connections::id.desc())),
     };
-    let rows: Vec<Row> = rows
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-        .load(conn)?;
+    let rows: Vec<Row> = rows.limit(per_page).offset((page - 1) * per_page).load(conn)?;
     let ids: Vec<ConnectionId> = rows.iter().map(|r| ConnectionId(r.id)).collect();
     let mut tags = tags_of(conn, &ids)?;
     let connections = rows
@@ -572,12 +461,7 @@ pub fn list(
             row.into_connection(tags)
         })
         .collect::<Result<_, _>>()?;
-    Ok(ListPage {
-        connections,
-        total,
-        page,
-        pages,
-    })
+    Ok(ListPage { connections, total, page, pages })
 }
 
 /// How many connections each component has in an environment.

@@ -42,20 +42,13 @@ impl Backend {
             return Err(DbError::Url("DATABASE_URL is empty".into()));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Backend::Postgres {
-                url: url.to_owned(),
-            });
+            return Ok(Backend::Postgres { url: url.to_owned() });
         }
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err(DbError::Url("sqlite:// needs a file path after it".into()));
             }
-            return Ok(Backend::Sqlite {
-                path: path.to_owned(),
-            });
+            return Ok(Backend::Sqlite { path: path.to_owned() });
         }
         if let Some((scheme, _)) = url.split_once("://") {
             return Err(DbError::Url(format!(
@@ -67,9 +60,7 @@ impl Backend {
                 "this looks like a key=value PostgreSQL DSN; write it as a postgres:// URL".into(),
             ));
         }
-        Ok(Backend::Sqlite {
-            path: url.to_owned(),
-        })
+        Ok(Backend::Sqlite { path: url.to_owned() })
     }
 
     pub fn name(&self) -> &'static str {
@@ -122,16 +113,9 @@ pub enum DbError {
     #[error("invalid database URL: {0}")]
     Url(String),
     #[error("cannot open the {backend} database at {location}: {message}")]
-    Connect {
-        backend: &'static str,
-        location: String,
-        message: String,
-    },
+    Connect { backend: &'static str, location: String, message: String },
     #[error("cannot create the database folder {path}: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
+    Folder { path: String, source: std::io::Error },
     #[error("database migrations failed: {0}")]
     Migration(String),
     #[error("the database pool could not start: {0}")]
@@ -154,8 +138,7 @@ impl Manager {
         };
         match &self.backend {
             Backend::Sqlite { path } => {
-                let mut conn =
-                    SqliteConnection::establish(path).map_err(|e| fail(e.to_string()))?;
+                let mut conn = SqliteConnection::establish(path).map_err(|e| fail(e.to_string()))?;
                 // WAL lets readers work while one writer writes; the busy
                 // timeout makes writers wait for each other instead of failing.
                 conn.batch_execute(
@@ -198,16 +181,12 @@ impl r2d2::ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        Manager::connect(self).map_err(|e| {
-            r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(e.to_string()))
-        })
+        Manager::connect(self)
+            .map_err(|e| r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(e.to_string())))
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        diesel::sql_query("SELECT 1")
-            .execute(conn)
-            .map(|_| ())
-            .map_err(r2d2::Error::QueryError)
+        diesel::sql_query("SELECT 1").execute(conn).map(|_| ()).map_err(r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -223,20 +202,13 @@ pub fn connect(url: &str, pool_size: u32) -> Result<(Pool, Backend), DbError> {
     let backend = Backend::from_url(url)?;
     if let Backend::Sqlite { path } = &backend {
         if path != ":memory:" {
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|source| DbError::Folder {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| DbError::Folder { path: dir.display().to_string(), source })?;
             }
         }
     }
-    let manager = Manager {
-        backend: backend.clone(),
-    };
+    let manager = Manager { backend: backend.clone() };
     let mut first = manager.connect()?;
     migrate(&mut first)?;
     drop(first);
@@ -246,6 +218,12 @@ pub fn connect(url: &str, pool_size: u32) -> Result<(Pool, Backend), DbError> {
         .build(manager)
         .map_err(|e| DbError::Pool(e.to_string()))?;
     Ok((pool, backend))
+}
+
+/// One connection outside the pool, with the same backend choice and
+/// preparation as pooled ones (for tools and tests).
+pub fn establish(url: &str) -> Result<DbConnection, DbError> {
+    Manager { backend: Backend::from_url(url)? }.connect()
 }
 
 fn migrate(conn: &mut DbConnection) -> Result<(), DbError> {
@@ -262,24 +240,13 @@ mod tests {
 
     #[test]
     fn backend_follows_the_scheme() {
-        assert!(matches!(
-            Backend::from_url("data/x.sqlite3"),
-            Ok(Backend::Sqlite { .. })
-        ));
+        assert!(matches!(Backend::from_url("data/x.sqlite3"), Ok(Backend::Sqlite { .. })));
         assert!(
             matches!(Backend::from_url("sqlite://data/x.db"), Ok(Backend::Sqlite { path }) if path == "data/x.db")
         );
-        assert!(matches!(
-            Backend::from_url("postgres://u@h/db"),
-            Ok(Backend::Postgres { .. })
-        ));
-        assert!(matches!(
-            Backend::from_url("postgresql://u@h/db"),
-            Ok(Backend::Postgres { .. })
-        ));
-        let err = Backend::from_url("mysql://root@localhost/db")
-            .unwrap_err()
-            .to_string();
+        assert!(matches!(Backend::from_url("postgres://u@h/db"), Ok(Backend::Postgres { .. })));
+        assert!(matches!(Backend::from_url("postgresql://u@h/db"), Ok(Backend::Postgres { .. })));
+        let err = Backend::from_url("mysql://root@localhost/db").unwrap_err().to_string();
         assert!(err.contains("mysql://"), "{err}");
         assert!(Backend::from_url("host=localhost user=me password=pw").is_err());
         assert!(Backend::from_url("  ").is_err());
@@ -287,8 +254,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        let b = Backend::from_url("postgres://app:s3cret@db.example:5432/plug?sslmode=require")
-            .unwrap();
+        let b = Backend::from_url("postgres://app:s3cret@db.example:5432/plug?sslmode=require").unwrap();
         let shown = b.redacted();
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("app@db.example:5432/plug"), "{shown}");

@@ -39,30 +39,22 @@ async fn static_file(file: web::Path<String>) -> Result<HttpResponse, AppError> 
     };
     Ok(HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header((
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=3600"),
-        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
         .body(asset.data.into_owned()))
 }
 
 /// A component's icon, or a letter mark drawn from its name when the
 /// catalog gives none.
 async fn icon(state: State, key: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let component = state
-        .catalog
-        .get(&key)
-        .ok_or_else(|| AppError::not_found("No component has this key."))?;
+    let component =
+        state.catalog.get(&key).ok_or_else(|| AppError::not_found("No component has this key."))?;
     let svg = match &component.icon_svg {
         Some(svg) => svg.clone(),
         None => letter_mark(component.initial(), &component.key),
     };
     Ok(HttpResponse::Ok()
         .content_type("image/svg+xml")
-        .insert_header((
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=86400"),
-        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")))
         // An operator's SVG could hold script; it must never run.
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
@@ -73,12 +65,9 @@ async fn icon(state: State, key: web::Path<String>) -> Result<HttpResponse, AppE
 
 /// A rounded square in a colour chosen from the key, with the initial on it.
 fn letter_mark(initial: char, key: &str) -> String {
-    const COLOURS: [&str; 8] = [
-        "#2563eb", "#7c3aed", "#db2777", "#ea580c", "#16a34a", "#0891b2", "#4f46e5", "#b45309",
-    ];
-    let hash = key
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+    const COLOURS: [&str; 8] =
+        ["#2563eb", "#7c3aed", "#db2777", "#ea580c", "#16a34a", "#0891b2", "#4f46e5", "#b45309"];
+    let hash = key.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
     let colour = COLOURS[hash % COLOURS.len()];
     // `initial` is alphanumeric (see Component::initial), so it needs no escaping.
     format!(

@@ -63,11 +63,7 @@ pub struct FormField<'a> {
 
 impl FormField<'_> {
     pub fn input_type(&self) -> &'static str {
-        if self.field.secret {
-            "password"
-        } else {
-            "text"
-        }
+        if self.field.secret { "password" } else { "text" }
     }
 
     pub fn required(&self) -> bool {
@@ -113,20 +109,14 @@ impl ConnectionForm<'_> {
 
     fn method_url(&self, method: &str) -> String {
         match &self.mode {
-            Mode::New => format!(
-                "/connections/new?component={}&method={method}",
-                self.component.key
-            ),
+            Mode::New => format!("/connections/new?component={}&method={method}", self.component.key),
             Mode::Edit { id, .. } => format!("/connections/{id}/edit?method={method}"),
         }
     }
 
     fn is_ticked(&self, tag: &str) -> bool {
         let key = tag.to_lowercase();
-        self.input
-            .tags
-            .iter()
-            .any(|t| t.trim().to_lowercase() == key)
+        self.input.tags.iter().any(|t| t.trim().to_lowercase() == key)
     }
 
     fn error(&self, key: &str) -> Option<&str> {
@@ -142,18 +132,11 @@ struct FormErrors<'a> {
     errors: &'a FieldErrors,
 }
 
-async fn new(
-    state: State,
-    ctx: Ctx,
-    params: web::Query<NewParams>,
-) -> Result<HttpResponse, AppError> {
+async fn new(state: State, ctx: Ctx, params: web::Query<NewParams>) -> Result<HttpResponse, AppError> {
     let params = params.into_inner();
     let Some(key) = params.component.filter(|k| !k.is_empty()) else {
         let query = params.q.unwrap_or_default();
-        let picker = Picker {
-            query: query.trim(),
-            components: state.catalog.search(&query).collect(),
-        };
+        let picker = Picker { query: query.trim(), components: state.catalog.search(&query).collect() };
         return ctx.respond(StatusCode::OK, "New connection", &picker);
     };
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
@@ -193,20 +176,11 @@ async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, 
             let key = component.key.clone();
             let name = draft.name.clone();
             let id = db(&state, move |conn, state| {
-                Ok(store::insert(
-                    conn,
-                    &state.keyring,
-                    environment,
-                    &key,
-                    &draft,
-                )?)
+                Ok(store::insert(conn, &state.keyring, environment, &key, &draft)?)
             })
             .await?;
             tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
-            Ok(saved(
-                &ctx,
-                &format!("Created \u{201c}{name}\u{201d} in {environment}."),
-            ))
+            Ok(saved(&ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}.")))
         }
         Err(errors) => {
             let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
@@ -238,18 +212,11 @@ async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let (connection, all_tags) = db(&state, move |conn, _| {
-        Ok((store::get(conn, environment, id)?, tags::all(conn)?))
-    })
-    .await?;
-    let component = state
-        .catalog
-        .get(&connection.component)
-        .ok_or_else(|| removed_component(&connection.component))?;
-    let method = pick_method(
-        component,
-        params.method.as_deref().or(Some(&connection.auth_method)),
-    );
+    let (connection, all_tags) =
+        db(&state, move |conn, _| Ok((store::get(conn, environment, id)?, tags::all(conn)?))).await?;
+    let component =
+        state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
+    let method = pick_method(component, params.method.as_deref().or(Some(&connection.auth_method)));
     let input = ConnectionInput {
         name: connection.name.clone(),
         auth_method: method.key.clone(),
@@ -257,25 +224,10 @@ async fn edit(
         tags: connection.tags.iter().map(|t| t.name.clone()).collect(),
         new_tags: String::new(),
     };
-    let stored = if method.key == connection.auth_method {
-        connection.secret_fields.clone()
-    } else {
-        BTreeSet::new()
-    };
-    let mode = Mode::Edit {
-        id,
-        version: connection.version,
-    };
-    render_form(
-        &ctx,
-        StatusCode::OK,
-        mode,
-        component,
-        &input,
-        &FieldErrors::default(),
-        &all_tags,
-        &stored,
-    )
+    let stored =
+        if method.key == connection.auth_method { connection.secret_fields.clone() } else { BTreeSet::new() };
+    let mode = Mode::Edit { id, version: connection.version };
+    render_form(&ctx, StatusCode::OK, mode, component, &input, &FieldErrors::default(), &all_tags, &stored)
 }
 
 async fn update(
@@ -289,14 +241,10 @@ async fn update(
     let version: i32 = form.text("version").parse().map_err(|_| {
         AppError::bad_request("This form is missing its version, so it cannot be saved safely. Open the connection again and redo the change.")
     })?;
-    let (connection, all_tags) = db(&state, move |conn, _| {
-        Ok((store::get(conn, environment, id)?, tags::all(conn)?))
-    })
-    .await?;
-    let component = state
-        .catalog
-        .get(&connection.component)
-        .ok_or_else(|| removed_component(&connection.component))?;
+    let (connection, all_tags) =
+        db(&state, move |conn, _| Ok((store::get(conn, environment, id)?, tags::all(conn)?))).await?;
+    let component =
+        state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
     let input = read_input(&form);
     let stored = if input.auth_method == connection.auth_method {
         connection.secret_fields.clone()
@@ -304,26 +252,22 @@ async fn update(
         BTreeSet::new()
     };
     let mode = Mode::Edit { id, version };
-    let draft = match input::validate(
-        component,
-        &input,
-        Some(&connection.auth_method),
-        &connection.secret_fields,
-    ) {
-        Ok(draft) => draft,
-        Err(errors) => {
-            return refused(
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                mode,
-                component,
-                &input,
-                &errors,
-                &all_tags,
-                &stored,
-            );
-        }
-    };
+    let draft =
+        match input::validate(component, &input, Some(&connection.auth_method), &connection.secret_fields) {
+            Ok(draft) => draft,
+            Err(errors) => {
+                return refused(
+                    &ctx,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    mode,
+                    component,
+                    &input,
+                    &errors,
+                    &all_tags,
+                    &stored,
+                );
+            }
+        };
     let name = draft.name.clone();
     let saved_result = db(&state, move |conn, state| {
         match store::update(conn, &state.keyring, environment, id, version, &draft) {
@@ -338,16 +282,7 @@ async fn update(
             "Someone else saved this connection after you opened it, so your changes were not saved. \
              Open it again to see the latest version, then make your change again.",
         );
-        return refused(
-            &ctx,
-            StatusCode::CONFLICT,
-            mode,
-            component,
-            &input,
-            &errors,
-            &all_tags,
-            &stored,
-        );
+        return refused(&ctx, StatusCode::CONFLICT, mode, component, &input, &errors, &all_tags, &stored);
     }
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection updated");
     Ok(saved(&ctx, &format!("Saved \u{201c}{name}\u{201d}.")))
@@ -357,18 +292,14 @@ fn read_input(form: &FormData) -> ConnectionInput {
     ConnectionInput {
         name: form.text("name"),
         auth_method: form.text("auth_method"),
-        values: form
-            .with_prefix(FIELD_PREFIX)
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+        values: form.with_prefix(FIELD_PREFIX).map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         tags: form.all("tag").map(str::to_owned).collect(),
         new_tags: form.text("new_tags"),
     }
 }
 
 fn pick_method<'a>(component: &'a Component, key: Option<&str>) -> &'a AuthMethod {
-    key.and_then(|k| component.auth_method(k))
-        .unwrap_or(&component.auth_methods[0])
+    key.and_then(|k| component.auth_method(k)).unwrap_or(&component.auth_methods[0])
 }
 
 fn unknown_component() -> AppError {
@@ -406,30 +337,17 @@ fn refused(
     stored: &BTreeSet<String>,
 ) -> Result<HttpResponse, AppError> {
     if !ctx.fragment {
-        return render_form(
-            ctx, status, mode, component, input, errors, all_tags, stored,
-        );
+        return render_form(ctx, status, mode, component, input, errors, all_tags, stored);
     }
     let method = pick_method(component, Some(&input.auth_method));
     let keys = ["form", "name", "auth_method", "tags"]
         .into_iter()
-        .chain(
-            component
-                .settings
-                .iter()
-                .chain(&method.fields)
-                .map(|f| f.key.as_str()),
-        )
+        .chain(component.settings.iter().chain(&method.fields).map(|f| f.key.as_str()))
         .collect();
-    let html = FormErrors { keys, errors }
-        .render()
-        .map_err(AppError::internal)?;
+    let html = FormErrors { keys, errors }.render().map_err(AppError::internal)?;
     let mut res = html_response(status, html);
     // Leave the form as it is; only the out-of-band messages change.
-    res.headers_mut().insert(
-        header::HeaderName::from_static("hx-reswap"),
-        HeaderValue::from_static("none"),
-    );
+    res.headers_mut().insert(header::HeaderName::from_static("hx-reswap"), HeaderValue::from_static("none"));
     Ok(res)
 }
 
@@ -452,22 +370,14 @@ fn render_form(
         .map(|field| FormField {
             field,
             // A secret is never written back into a page.
-            value: if field.secret {
-                ""
-            } else {
-                input.value(&field.key)
-            },
+            value: if field.secret { "" } else { input.value(&field.key) },
             error: errors.get(&field.key),
             stored: field.secret && stored.contains(&field.key),
         })
         .collect();
     let known: BTreeSet<String> = all_tags.iter().map(|t| t.name.to_lowercase()).collect();
-    let extra_tags = input
-        .tags
-        .iter()
-        .map(String::as_str)
-        .filter(|t| !known.contains(&t.to_lowercase()))
-        .collect();
+    let extra_tags =
+        input.tags.iter().map(String::as_str).filter(|t| !known.contains(&t.to_lowercase())).collect();
     let form = ConnectionForm {
         mode,
         csrf: &ctx.csrf,

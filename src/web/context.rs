@@ -33,9 +33,7 @@ impl UserSession {
     }
 
     pub fn set_environment(&self, environment: Environment) -> Result<(), AppError> {
-        self.0
-            .insert(ENVIRONMENT_KEY, environment.as_str())
-            .map_err(AppError::internal)
+        self.0.insert(ENVIRONMENT_KEY, environment.as_str()).map_err(AppError::internal)
     }
 
     /// The session's CSRF token, created on first use.
@@ -82,11 +80,7 @@ impl FromRequest for Ctx {
 /// htmx requests get fragments, except when htmx restores a page from
 /// history after a cache miss: then it needs the whole page.
 pub fn wants_fragment(req: &HttpRequest) -> bool {
-    let has = |name: &str| {
-        req.headers()
-            .get(name)
-            .is_some_and(|v| v.as_bytes() == b"true")
-    };
+    let has = |name: &str| req.headers().get(name).is_some_and(|v| v.as_bytes() == b"true");
     has("hx-request") && !has("hx-history-restore-request")
 }
 

@@ -24,26 +24,18 @@ pub async fn csrf_guard(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let expected = UserSession::of(req.request()).stored_csrf_token();
-    let mut presented = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let mut presented = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if presented.is_none() {
         // Read the form body for its token, then put the body back for the
         // handler. The app's PayloadConfig bounds how much is read.
         let body = req.extract::<Bytes>().await?;
-        presented = form_urlencoded::parse(&body)
-            .find(|(k, _)| k == FIELD)
-            .map(|(_, v)| v.into_owned());
+        presented = form_urlencoded::parse(&body).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
         let (_, mut payload) = actix_http::h1::Payload::create(true);
         payload.unread_data(body);
         req.set_payload(payload.into());
     }
     let valid = match (expected, presented) {
-        (Some(expected), Some(presented)) => {
-            bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
-        }
+        (Some(expected), Some(presented)) => bool::from(expected.as_bytes().ct_eq(presented.as_bytes())),
         _ => false,
     };
     if !valid {

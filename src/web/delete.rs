@@ -28,20 +28,10 @@ struct Confirm<'a> {
 async fn confirm(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let connection = db(&state, move |conn, _| {
-        Ok(store::get(conn, environment, id)?)
-    })
-    .await?;
-    let component_name = state
-        .catalog
-        .get(&connection.component)
-        .map_or(connection.component.as_str(), |c| c.name.as_str());
-    let page = Confirm {
-        csrf: &ctx.csrf,
-        connection: &connection,
-        component_name,
-        environment,
-    };
+    let connection = db(&state, move |conn, _| Ok(store::get(conn, environment, id)?)).await?;
+    let component_name =
+        state.catalog.get(&connection.component).map_or(connection.component.as_str(), |c| c.name.as_str());
+    let page = Confirm { csrf: &ctx.csrf, connection: &connection, component_name, environment };
     ctx.respond(StatusCode::OK, "Delete connection", &page)
 }
 
@@ -57,17 +47,12 @@ async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpRespon
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection deleted");
     Ok(super::tagging::changed(
         &ctx,
-        &format!(
-            "Deleted \u{201c}{}\u{201d} from {environment}.",
-            connection.name
-        ),
+        &format!("Deleted \u{201c}{}\u{201d} from {environment}.", connection.name),
         "/",
     ))
 }
 
 /// Where a plain form goes after a change.
 pub fn back_to(location: &'static str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, HeaderValue::from_static(location)))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, HeaderValue::from_static(location))).finish()
 }

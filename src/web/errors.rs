@@ -25,9 +25,7 @@ struct ErrorFragment<'a> {
 
 fn render(template: &impl Template) -> String {
     // An error page that fails to render must not become a second error.
-    template
-        .render()
-        .unwrap_or_else(|_| "Plugboard could not finish this request.".to_owned())
+    template.render().unwrap_or_else(|_| "Plugboard could not finish this request.".to_owned())
 }
 
 pub fn page(error: &AppError) -> HttpResponse {
@@ -39,11 +37,7 @@ pub fn fragment(error: &AppError) -> HttpResponse {
 }
 
 pub fn respond(req: &HttpRequest, error: &AppError) -> HttpResponse {
-    if wants_fragment(req) {
-        fragment(error)
-    } else {
-        page(error)
-    }
+    if wants_fragment(req) { fragment(error) } else { page(error) }
 }
 
 /// Gives every error response Plugboard's own page (or, for htmx, its
@@ -75,9 +69,7 @@ fn framework_error(status: StatusCode) -> AppError {
         StatusCode::PAYLOAD_TOO_LARGE => {
             "What was sent is larger than Plugboard accepts. Shorten the long values and try again."
         }
-        StatusCode::NOT_FOUND => {
-            "There is no page at this address. Go back to the connections list."
-        }
+        StatusCode::NOT_FOUND => "There is no page at this address. Go back to the connections list.",
         StatusCode::METHOD_NOT_ALLOWED => {
             "This address does not accept that kind of request. Use the links and buttons on the page."
         }
@@ -96,7 +88,5 @@ fn framework_error(status: StatusCode) -> AppError {
 
 /// Routes that do not exist.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::not_found(
-        "There is no page at this address. Go back to the connections list.",
-    ))
+    Err(AppError::not_found("There is no page at this address. Go back to the connections list."))
 }

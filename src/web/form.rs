@@ -11,10 +11,7 @@ pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The value, or empty when the field is absent.
@@ -23,20 +20,12 @@ impl FormData {
     }
 
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Pairs whose name starts with `prefix`, with the prefix removed.
-    pub fn with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.0
-            .iter()
-            .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|k| (k, v.as_str())))
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.0.iter().filter_map(move |(k, v)| k.strip_prefix(prefix).map(|k| (k, v.as_str())))
     }
 }
 
@@ -49,9 +38,7 @@ impl FromRequest for FormData {
         Box::pin(async move {
             let bytes = bytes.await?;
             Ok(FormData(
-                form_urlencoded::parse(&bytes)
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect(),
+                form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
             ))
         })
     }

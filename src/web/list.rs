@@ -40,10 +40,8 @@ pub struct Filter {
 
 impl Filter {
     fn clean(mut self) -> Filter {
-        let keep = |v: Option<String>| {
-            v.map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty() && s.len() <= 200)
-        };
+        let keep =
+            |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s.len() <= 200);
         self.component = keep(self.component);
         self.tag = keep(self.tag);
         self.status = keep(self.status).filter(|s| Status::parse(s).is_some());
@@ -59,25 +57,14 @@ impl Filter {
             tag: self.tag.clone(),
             status: self.status.as_deref().and_then(Status::parse),
             search: self.q.clone(),
-            sort: self
-                .sort
-                .as_deref()
-                .and_then(Sort::parse)
-                .unwrap_or_default(),
-            page: self
-                .page
-                .as_deref()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(1),
+            sort: self.sort.as_deref().and_then(Sort::parse).unwrap_or_default(),
+            page: self.page.as_deref().and_then(|p| p.parse().ok()).unwrap_or(1),
             per_page: PER_PAGE,
         }
     }
 
     pub fn sort(&self) -> Sort {
-        self.sort
-            .as_deref()
-            .and_then(Sort::parse)
-            .unwrap_or_default()
+        self.sort.as_deref().and_then(Sort::parse).unwrap_or_default()
     }
 
     pub fn is_filtered(&self) -> bool {
@@ -102,11 +89,7 @@ impl Filter {
             }
         }
         let query = out.finish();
-        if query.is_empty() {
-            "/".to_owned()
-        } else {
-            format!("/?{query}")
-        }
+        if query.is_empty() { "/".to_owned() } else { format!("/?{query}") }
     }
 
     pub fn url(&self) -> String {
@@ -153,12 +136,7 @@ impl Filter {
     }
 
     pub fn clear_url(&self) -> String {
-        self.url_with(|f| {
-            *f = Filter {
-                sort: f.sort.clone(),
-                ..Filter::default()
-            }
-        })
+        self.url_with(|f| *f = Filter { sort: f.sort.clone(), ..Filter::default() })
     }
 }
 
@@ -176,10 +154,7 @@ pub struct ComponentRef<'a> {
 
 impl<'a> ComponentRef<'a> {
     pub fn of(key: &'a str, component: Option<&'a Component>) -> ComponentRef<'a> {
-        ComponentRef {
-            key,
-            name: component.map_or(key, |c| c.name.as_str()),
-        }
+        ComponentRef { key, name: component.map_or(key, |c| c.name.as_str()) }
     }
 }
 
@@ -195,10 +170,7 @@ impl Row<'_> {
     }
 
     pub fn created_iso(&self) -> String {
-        self.connection
-            .created_at
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
+        self.connection.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
     pub fn checked(&self) -> String {
@@ -234,11 +206,7 @@ impl Workspace<'_> {
     }
 
     pub fn first_shown(&self) -> i64 {
-        if self.page.total == 0 {
-            0
-        } else {
-            (self.page.page - 1) * PER_PAGE + 1
-        }
+        if self.page.total == 0 { 0 } else { (self.page.page - 1) * PER_PAGE + 1 }
     }
 
     pub fn last_shown(&self) -> i64 {
@@ -246,10 +214,7 @@ impl Workspace<'_> {
     }
 
     pub fn is_current_tag(&self, name: &str) -> bool {
-        self.filter
-            .tag
-            .as_deref()
-            .is_some_and(|t| t.to_lowercase() == name.to_lowercase())
+        self.filter.tag.as_deref().is_some_and(|t| t.to_lowercase() == name.to_lowercase())
     }
 
     pub fn is_sorted_by(&self, sort: &Sort) -> bool {
@@ -263,11 +228,7 @@ struct Loaded {
     tag_counts: Vec<TagCount>,
 }
 
-async fn index(
-    state: State,
-    ctx: Ctx,
-    filter: web::Query<Filter>,
-) -> Result<HttpResponse, AppError> {
+async fn index(state: State, ctx: Ctx, filter: web::Query<Filter>) -> Result<HttpResponse, AppError> {
     let filter = filter.into_inner().clean();
     let query = filter.query();
     let environment = ctx.environment;

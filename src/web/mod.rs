@@ -51,10 +51,7 @@ where
 {
     let state = state.clone();
     web::block(move || {
-        let mut conn = state
-            .pool
-            .get()
-            .map_err(|e| AppError::internal(format!("database pool: {e}")))?;
+        let mut conn = state.pool.get().map_err(|e| AppError::internal(format!("database pool: {e}")))?;
         work(&mut conn, &state)
     })
     .await

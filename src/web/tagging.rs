@@ -11,51 +11,24 @@ use crate::tags::{TagId, TagName};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/connections/{id}/tags", web::post().to(add))
-        .route(
-            "/connections/{id}/tags/{tag}/delete",
-            web::post().to(remove),
-        );
+        .route("/connections/{id}/tags/{tag}/delete", web::post().to(remove));
 }
 
-async fn add(
-    state: State,
-    ctx: Ctx,
-    id: web::Path<i64>,
-    form: FormData,
-) -> Result<HttpResponse, AppError> {
+async fn add(state: State, ctx: Ctx, id: web::Path<i64>, form: FormData) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
-    let name = TagName::parse(&form.text("tag")).map_err(|message| {
-        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "Tag not added", message)
-    })?;
+    let name = TagName::parse(&form.text("tag"))
+        .map_err(|message| AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "Tag not added", message))?;
     let environment = ctx.environment;
     let shown = name.as_str().to_owned();
-    db(&state, move |conn, _| {
-        Ok(store::add_tag(conn, environment, id, &name)?)
-    })
-    .await?;
-    Ok(changed(
-        &ctx,
-        &format!("Tagged \u{201c}{shown}\u{201d}."),
-        "/",
-    ))
+    db(&state, move |conn, _| Ok(store::add_tag(conn, environment, id, &name)?)).await?;
+    Ok(changed(&ctx, &format!("Tagged \u{201c}{shown}\u{201d}."), "/"))
 }
 
-async fn remove(
-    state: State,
-    ctx: Ctx,
-    path: web::Path<(i64, i64)>,
-) -> Result<HttpResponse, AppError> {
+async fn remove(state: State, ctx: Ctx, path: web::Path<(i64, i64)>) -> Result<HttpResponse, AppError> {
     let (id, tag) = path.into_inner();
     let environment = ctx.environment;
-    db(&state, move |conn, _| {
-        Ok(store::remove_tag(
-            conn,
-            environment,
-            ConnectionId(id),
-            TagId(tag),
-        )?)
-    })
-    .await?;
+    db(&state, move |conn, _| Ok(store::remove_tag(conn, environment, ConnectionId(id), TagId(tag))?))
+        .await?;
     Ok(changed(&ctx, "Tag removed.", "/"))
 }
 
@@ -63,8 +36,7 @@ async fn remove(
 /// dialog, if one was open); a plain form goes back to the list.
 pub fn changed(ctx: &Ctx, notice: &str, location: &'static str) -> HttpResponse {
     if ctx.fragment {
-        let trigger =
-            serde_json::json!({ "connections-changed": null, "plugboard-notice": notice });
+        let trigger = serde_json::json!({ "connections-changed": null, "plugboard-notice": notice });
         HttpResponse::Ok()
             .insert_header(("HX-Trigger", trigger.to_string()))
             .content_type("text/html; charset=utf-8")
