@@ -330,3 +330,74 @@ fn is_slug(s: &str) -> bool {
 fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoIcons;
+    impl IconSource for NoIcons {
+        fn icon(&self, _: &str) -> Option<Vec<u8>> {
+            Some(b"<svg/>".to_vec())
+        }
+    }
+
+    fn with_operator(text: &str) -> Result<Catalog, CatalogError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("extra.toml");
+        std::fs::write(&path, text).unwrap();
+        load(Some(&path), &NoIcons)
+    }
+
+    #[test]
+    fn builtin_catalog_loads_with_every_required_service() {
+        let catalog = load(None, &NoIcons).expect("built-in catalog is valid");
+        assert!(catalog.components().len() >= 30);
+        for key in ["gmail", "google_drive", "slack", "github", "gitlab", "aws_s3", "stripe", "openai", "http"] {
+            let c = catalog.get(key).unwrap_or_else(|| panic!("{key} missing"));
+            assert!(!c.auth_methods.is_empty());
+        }
+    }
+
+    #[test]
+    fn operator_overrides_one_field_and_keeps_the_rest() {
+        let catalog = with_operator("[gitlab]\nbase_url = \"https://git.example.com/api/v4\"\n").unwrap();
+        let gitlab = catalog.get("gitlab").unwrap();
+        assert_eq!(gitlab.base_url, "https://git.example.com/api/v4");
+        assert_eq!(gitlab.name, "GitLab");
+        assert!(!gitlab.auth_methods.is_empty());
+    }
+
+    #[test]
+    fn operator_adds_a_component_with_default_fields() {
+        let catalog = with_operator(
+            "[acme]\nname = \"Acme\"\nbase_url = \"https://api.acme.test\"\n[acme.auth.key]\nkind = \"api_key\"\nheader = \"X-Key\"\n",
+        )
+        .unwrap();
+        let acme = catalog.get("acme").unwrap();
+        assert_eq!(acme.auth_methods[0].fields[0].key, "api_key");
+        assert!(acme.auth_methods[0].fields[0].secret);
+        assert_eq!(acme.initial(), 'A');
+    }
+
+    #[test]
+    fn errors_name_file_entry_and_field() {
+        let err = with_operator("[acme]\nname = \"Acme\"\nbase_url = \"https://a.test\"\n[acme.auth.k]\nkind = \"bearer\"\nfields = [{ key = \"t\", pattern = \"(\" }]\n").unwrap_err();
+        assert!(err.file.ends_with("extra.toml"), "{err}");
+        assert_eq!(err.component.as_deref(), Some("acme"));
+        assert_eq!(err.field.as_deref(), Some("auth.k.fields[0].pattern"), "{err}");
+
+        let err = with_operator("[slack]\nbase_urll = \"https://x.test\"\n").unwrap_err();
+        assert_eq!(err.component.as_deref(), Some("slack"));
+        assert!(err.message.contains("base_urll"), "{err}");
+
+        let err = with_operator("[acme]\nbase_url = \"https://a.test\"\n").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("name"), "{err}");
+
+        let err = with_operator("[acme]\nname = \"A\"\nbase_url = \"https://{shop}.a.test\"\n[acme.auth.b]\nkind = \"bearer\"\n").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("base_url"), "{err}");
+
+        let err = with_operator("[acme\nname = 1").unwrap_err();
+        assert!(err.to_string().contains("extra.toml"), "{err}");
+    }
+}

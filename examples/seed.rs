@@ -1,0 +1,60 @@
+//! Fills a Plugboard data folder with many connections, for the benchmark
+//! and for trying the list at scale:
+//!
+//!     cargo run --release --example seed -- <data dir> <count> [environment]
+//!
+//! Goes through the same store code as the web forms (secrets sealed with
+//! the data folder's key), so what it writes is what users would create.
+
+use std::collections::BTreeMap;
+
+use plugboard::catalog::Catalog;
+use plugboard::connections::{Draft, store};
+use plugboard::crypto::Keyring;
+use plugboard::environment::Environment;
+use plugboard::tags::TagName;
+use secrecy::SecretString;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: seed <data dir> <count> [development|staging|production]";
+    let data_dir = std::path::PathBuf::from(args.next().ok_or(usage)?);
+    let count: usize = args.next().ok_or(usage)?.parse()?;
+    let environment = match args.next() {
+        Some(e) => Environment::parse(&e).ok_or(usage)?,
+        None => Environment::Development,
+    };
+    let settings = plugboard::Settings::with_data_dir(&data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    let (keyring, _) = Keyring::load_or_create(&settings.encryption_key_path())?;
+    let catalog = Catalog::load(None)?;
+    let (pool, _) = plugboard::db::connect(&settings.database_url(), 1)?;
+    let mut conn = pool.get()?;
+    let tag_names = ["billing", "marketing", "ops", "eu", "us", "critical", "sandbox", "team-a"];
+    let components = catalog.components();
+    for i in 0..count {
+        let component = &components[i % components.len()];
+        let method = &component.auth_methods[0];
+        let mut parameters = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        for field in component.settings.iter().chain(&method.fields) {
+            let value = format!("{}-{i}", field.key);
+            if field.secret {
+                secrets.insert(field.key.clone(), SecretString::from(value));
+            } else {
+                parameters.insert(field.key.clone(), value);
+            }
+        }
+        let draft = Draft {
+            name: format!("{} {i}", component.name),
+            auth_method: method.key.clone(),
+            parameters,
+            secrets,
+            kept_secrets: Default::default(),
+            tags: vec![TagName::parse(tag_names[i % tag_names.len()])?],
+        };
+        store::insert(&mut conn, &keyring, environment, &component.key, &draft)?;
+    }
+    println!("seeded {count} connections into {} ({})", data_dir.display(), environment.as_str());
+    Ok(())
+}
