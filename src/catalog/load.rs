@@ -353,7 +353,9 @@ mod tests {
     fn builtin_catalog_loads_with_every_required_service() {
         let catalog = load(None, &NoIcons).expect("built-in catalog is valid");
         assert!(catalog.components().len() >= 30);
-        for key in ["gmail", "google_drive", "slack", "github", "gitlab", "aws_s3", "stripe", "openai", "http"] {
+        for key in
+            ["gmail", "google_drive", "slack", "github", "gitlab", "aws_s3", "stripe", "openai", "http"]
+        {
             let c = catalog.get(key).unwrap_or_else(|| panic!("{key} missing"));
             assert!(!c.auth_methods.is_empty());
         }
@@ -394,7 +396,10 @@ mod tests {
         let err = with_operator("[acme]\nbase_url = \"https://a.test\"\n").unwrap_err();
         assert_eq!(err.field.as_deref(), Some("name"), "{err}");
 
-        let err = with_operator("[acme]\nname = \"A\"\nbase_url = \"https://{shop}.a.test\"\n[acme.auth.b]\nkind = \"bearer\"\n").unwrap_err();
+        let err = with_operator(
+            "[acme]\nname = \"A\"\nbase_url = \"https://{shop}.a.test\"\n[acme.auth.b]\nkind = \"bearer\"\n",
+        )
+        .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("base_url"), "{err}");
 
         let err = with_operator("[acme\nname = 1").unwrap_err();

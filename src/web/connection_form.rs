@@ -15,7 +15,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::context::html_response;
+use super::context::{after_change, html_response};
 use super::form::FormData;
 use super::{Ctx, State, db};
 use crate::catalog::{AuthMethod, Component, Field};
@@ -322,7 +322,7 @@ fn removed_component(key: &str) -> AppError {
 }
 
 fn saved(ctx: &Ctx, notice: &str) -> HttpResponse {
-    super::tagging::changed(ctx, notice, "/")
+    after_change(ctx, notice)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -5,7 +5,7 @@ use std::future::{Ready, ready};
 
 use actix_session::{Session, SessionExt};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
 use askama::Template;
 
@@ -127,4 +127,52 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
         .insert_header((header::VARY, HeaderValue::from_static("HX-Request")))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     res.body(html)
+}
+
+/// After a change: htmx closes the dialog (the answer is empty), refreshes
+/// the list and shows `notice`; a plain form goes back to the list.
+pub fn after_change(ctx: &Ctx, notice: &str) -> HttpResponse {
+    if !ctx.fragment {
+        return back_to_list();
+    }
+    let trigger = serde_json::json!({ "connections-changed": null, "plugboard-notice": notice });
+    HttpResponse::Ok()
+        .insert_header((HeaderName::from_static("hx-trigger"), ascii_json(&trigger)))
+        .content_type("text/html; charset=utf-8")
+        .body("")
+}
+
+pub fn back_to_list() -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, HeaderValue::from_static("/"))).finish()
+}
+
+/// JSON with every non-ASCII character escaped, as a header value must be
+/// visible ASCII (a connection may well be named “Équipe”).
+fn ascii_json(value: &serde_json::Value) -> HeaderValue {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("connections-changed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_header_is_ascii_json() {
+        let value = serde_json::json!({ "n": "“Équipe” 🚀" });
+        let header = ascii_json(&value);
+        let text = header.to_str().unwrap();
+        assert!(text.is_ascii());
+        assert_eq!(serde_json::from_str::<serde_json::Value>(text).unwrap(), value);
+    }
 }

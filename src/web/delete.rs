@@ -2,10 +2,10 @@
 //! environment.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use super::context::after_change;
 use super::{Ctx, State, db};
 use crate::connections::{Connection, ConnectionId, store};
 use crate::environment::Environment;
@@ -45,14 +45,5 @@ async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpRespon
     })
     .await?;
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection deleted");
-    Ok(super::tagging::changed(
-        &ctx,
-        &format!("Deleted \u{201c}{}\u{201d} from {environment}.", connection.name),
-        "/",
-    ))
-}
-
-/// Where a plain form goes after a change.
-pub fn back_to(location: &'static str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, HeaderValue::from_static(location))).finish()
+    Ok(after_change(&ctx, &format!("Deleted \u{201c}{}\u{201d} from {environment}.", connection.name)))
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::context::UserSession;
-use super::delete::back_to;
+use super::context::back_to_list;
 use super::form::FormData;
 use crate::environment::Environment;
 use crate::error::AppError;
@@ -17,5 +17,5 @@ async fn switch(req: HttpRequest, form: FormData) -> Result<HttpResponse, AppErr
         .ok_or_else(|| AppError::bad_request("Choose Development, Staging or Production."))?;
     UserSession::of(&req).set_environment(environment)?;
     // Filters name components and tags of the old environment; start clean.
-    Ok(back_to("/"))
+    Ok(back_to_list())
 }

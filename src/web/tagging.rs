@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
+use super::context::after_change;
 use super::form::FormData;
 use super::{Ctx, State, db};
 use crate::connections::{ConnectionId, store};
@@ -21,7 +22,7 @@ async fn add(state: State, ctx: Ctx, id: web::Path<i64>, form: FormData) -> Resu
     let environment = ctx.environment;
     let shown = name.as_str().to_owned();
     db(&state, move |conn, _| Ok(store::add_tag(conn, environment, id, &name)?)).await?;
-    Ok(changed(&ctx, &format!("Tagged \u{201c}{shown}\u{201d}."), "/"))
+    Ok(after_change(&ctx, &format!("Tagged \u{201c}{shown}\u{201d}.")))
 }
 
 async fn remove(state: State, ctx: Ctx, path: web::Path<(i64, i64)>) -> Result<HttpResponse, AppError> {
@@ -29,19 +30,5 @@ async fn remove(state: State, ctx: Ctx, path: web::Path<(i64, i64)>) -> Result<H
     let environment = ctx.environment;
     db(&state, move |conn, _| Ok(store::remove_tag(conn, environment, ConnectionId(id), TagId(tag))?))
         .await?;
-    Ok(changed(&ctx, "Tag removed.", "/"))
-}
-
-/// After a change from the list: htmx refreshes the list (and closes the
-/// dialog, if one was open); a plain form goes back to the list.
-pub fn changed(ctx: &Ctx, notice: &str, location: &'static str) -> HttpResponse {
-    if ctx.fragment {
-        let trigger = serde_json::json!({ "connections-changed": null, "plugboard-notice": notice });
-        HttpResponse::Ok()
-            .insert_header(("HX-Trigger", trigger.to_string()))
-            .content_type("text/html; charset=utf-8")
-            .body("")
-    } else {
-        super::delete::back_to(location)
-    }
+    Ok(after_change(&ctx, "Tag removed."))
 }
