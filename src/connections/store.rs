@@ -18,8 +18,6 @@ use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no such connection in this environment")]
@@ -126,6 +124,7 @@ pub fn insert(
                 connections::environment.eq(environment.as_str()),
                 connections::component.eq(component),
                 connections::name.eq(&draft.name),
+                connections::name_key.eq(draft.name.to_lowercase()),
                 connections::auth_method.eq(&draft.auth_method),
                 connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
                 connections::secret_fields.eq(join_list(draft.secrets.keys())),
@@ -145,7 +144,7 @@ pub fn insert(
                 .set((connections::secrets.eq(sealed.bytes), connections::secrets_key_id.eq(sealed.key_id)))
                 .execute(conn)?;
         }
-        set_tags(conn, id, &draft.tags)?;
+        set_tags(conn, environment, id, &draft.tags)?;
         Ok(id)
     })
 }
@@ -191,6 +190,7 @@ pub fn update(
         )
         .set((
             connections::name.eq(&draft.name),
+            connections::name_key.eq(draft.name.to_lowercase()),
             connections::auth_method.eq(&draft.auth_method),
             connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
             connections::secrets.eq(bytes),
@@ -207,7 +207,7 @@ pub fn update(
         if changed == 0 {
             return Err(StoreError::Conflict);
         }
-        set_tags(conn, id, &draft.tags)
+        set_tags(conn, environment, id, &draft.tags)
     })
 }
 
@@ -279,7 +279,11 @@ pub fn add_tag(
                 return Err(StoreError::TooManyTags);
             }
             diesel::insert_into(connection_tags::table)
-                .values((connection_tags::connection_id.eq(id.0), connection_tags::tag_id.eq(tag_ids[0].0)))
+                .values((
+                    connection_tags::connection_id.eq(id.0),
+                    connection_tags::tag_id.eq(tag_ids[0].0),
+                    connection_tags::environment.eq(environment.as_str()),
+                ))
                 .execute(conn)?;
         }
         Ok(())
@@ -315,12 +319,21 @@ fn ensure_exists(
     if found == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
-fn set_tags(conn: &mut DbConnection, id: ConnectionId, names: &[TagName]) -> Result<(), StoreError> {
+fn set_tags(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+    names: &[TagName],
+) -> Result<(), StoreError> {
     let ids = tag_store::ensure(conn, names)?;
     diesel::delete(connection_tags::table.filter(connection_tags::connection_id.eq(id.0))).execute(conn)?;
     for tag in ids {
         diesel::insert_into(connection_tags::table)
-            .values((connection_tags::connection_id.eq(id.0), connection_tags::tag_id.eq(tag.0)))
+            .values((
+                connection_tags::connection_id.eq(id.0),
+                connection_tags::tag_id.eq(tag.0),
+                connection_tags::environment.eq(environment.as_str()),
+            ))
             .execute(conn)?;
     }
     Ok(())
@@ -410,6 +423,7 @@ fn filtered<'a>(environment: Environment, query: &'a ListQuery, tag: Option<TagI
         q = q.filter(
             connections::id.eq_any(
                 connection_tags::table
+                    .filter(connection_tags::environment.eq(environment.as_str()))
                     .filter(connection_tags::tag_id.eq(tag.0))
                     .select(connection_tags::connection_id),
             ),
@@ -420,7 +434,7 @@ fn filtered<'a>(environment: Environment, query: &'a ListQuery, tag: Option<TagI
     }
     if let Some(search) = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        q = q.filter(lower(connections::name).like(format!("%{escaped}%")).escape('\\'));
+        q = q.filter(connections::name_key.like(format!("%{escaped}%")).escape('\\'));
     }
     q
 }
@@ -448,8 +462,8 @@ pub fn list(
     rows = match query.sort {
         Sort::Newest => rows.order((connections::created_at.desc(), connections::id.desc())),
         Sort::Oldest => rows.order((connections::created_at.asc(), connections::id.asc())),
-        Sort::NameAsc => rows.order((lower(connections::name).asc(), connections::id.asc())),
-        Sort::NameDesc => rows.order((lower(connections::name).desc(), connections::id.desc())),
+        Sort::NameAsc => rows.order((connections::name_key.asc(), connections::id.asc())),
+        Sort::NameDesc => rows.order((connections::name_key.desc(), connections::id.desc())),
     };
     let rows: Vec<Row> = rows.limit(per_page).offset((page - 1) * per_page).load(conn)?;
     let ids: Vec<ConnectionId> = rows.iter().map(|r| ConnectionId(r.id)).collect();

@@ -7,6 +7,7 @@ diesel::table! {
         environment -> Text,
         component -> Text,
         name -> Text,
+        name_key -> Text,
         auth_method -> Text,
         parameters -> Text,
         secrets -> Nullable<Binary>,
@@ -36,6 +37,7 @@ diesel::table! {
     connection_tags (connection_id, tag_id) {
         connection_id -> BigInt,
         tag_id -> BigInt,
+        environment -> Text,
     }
 }
 
