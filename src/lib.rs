@@ -5,13 +5,16 @@
 //! [`Application::build`]; tests build the very same application.
 
 pub mod catalog;
+pub mod checks;
 pub mod connections;
 pub mod crypto;
 pub mod db;
 pub mod environment;
 pub mod error;
 pub mod keyfile;
+pub mod leases;
 pub mod settings;
+pub mod state;
 pub mod tags;
 pub mod web;
 
@@ -30,8 +33,9 @@ use actix_web::{App, HttpServer, web as aw};
 pub use settings::Settings;
 
 use crate::catalog::Catalog;
+use crate::checks::{Checker, NetworkPolicy};
 use crate::crypto::Keyring;
-use crate::web::AppState;
+use crate::state::AppState;
 
 /// Largest request body accepted: far above any real form, far below harm.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -48,6 +52,10 @@ pub enum StartupError {
     SessionKey { path: String, source: std::io::Error },
     #[error(transparent)]
     Database(#[from] db::DbError),
+    #[error("PLUGBOARD_ALLOW_NETWORKS: {0}")]
+    Networks(String),
+    #[error("cannot start the background checks: {0}")]
+    Schedule(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -56,6 +64,8 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    state: aw::Data<AppState>,
+    schedule: Option<checks::schedule::Schedule>,
 }
 
 impl Application {
@@ -93,8 +103,29 @@ impl Application {
         let addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
 
-        let state = aw::Data::new(AppState { pool, catalog, keyring });
+        let mut policy = NetworkPolicy::parse(&settings.allow_networks).map_err(StartupError::Networks)?;
+        if !settings.check_public_networks {
+            policy = policy.without_public();
+        }
+        let checker = Checker::new(std::time::Duration::from_secs(settings.check_timeout.max(1)), policy);
+        let state = aw::Data::new(AppState {
+            pool,
+            catalog,
+            keyring,
+            checker,
+            check_interval: settings.check_interval,
+        });
+        let schedule = if settings.check_interval.is_zero() {
+            tracing::info!("background checks are off (PLUGBOARD_CHECK_INTERVAL=0)");
+            None
+        } else {
+            Some(
+                checks::schedule::start(state.clone().into_inner(), settings.check_concurrency)
+                    .map_err(StartupError::Schedule)?,
+            )
+        };
         let secure_cookies = settings.secure_cookies;
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             let session = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
                 .cookie_name("plugboard_session".into())
@@ -105,7 +136,7 @@ impl Application {
                 .session_lifecycle(PersistentSession::default().session_ttl(CookieDuration::days(30)))
                 .build();
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))
                 .configure(web::routes)
                 .default_service(aw::to(web::errors::not_found))
@@ -122,15 +153,24 @@ impl Application {
             .listen(listener)
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
             .run();
-        Ok(Application { server, addr })
+        Ok(Application { server, addr, state, schedule })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// What the handlers share; for tools and tests.
+    pub fn state(&self) -> std::sync::Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
+    /// Serves until stopped (Ctrl-C or SIGTERM finish the requests in
+    /// flight first), then stops the background checks.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        drop(self.schedule);
+        result
     }
 }
 

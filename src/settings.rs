@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -43,14 +44,38 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Time limit of one credential check, in seconds.
+    #[arg(long, env = "PLUGBOARD_CHECK_TIMEOUT", default_value_t = 10)]
+    pub check_timeout: u64,
+
+    /// How often each connection is checked in the background, such as
+    /// `6h`, `30m` or `45s`; `0` turns the background checks off.
+    #[arg(long, env = "PLUGBOARD_CHECK_INTERVAL", default_value = "6h", value_parser = parse_duration)]
+    pub check_interval: Duration,
+
+    /// Most background checks running at once.
+    #[arg(long, env = "PLUGBOARD_CHECK_CONCURRENCY", default_value_t = 4)]
+    pub check_concurrency: usize,
+
+    /// Private address ranges that checks may reach, comma-separated CIDRs
+    /// (`10.0.0.0/8,127.0.0.1`) for self-hosted services. Link-local and
+    /// cloud metadata addresses are never reachable.
+    #[arg(long, env = "PLUGBOARD_ALLOW_NETWORKS", default_value = "")]
+    pub allow_networks: String,
+
+    /// Whether checks may reach public addresses; turn off where every
+    /// service is inside the ranges of PLUGBOARD_ALLOW_NETWORKS.
+    #[arg(long, env = "PLUGBOARD_CHECK_PUBLIC_NETWORKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub check_public_networks: bool,
+
     /// Log filter, such as `info` or `plugboard=debug,actix_web=info`.
     #[arg(long, env = "PLUGBOARD_LOG", default_value = "info")]
     pub log: String,
 }
 
 impl Settings {
-    /// Defaults for everything, with data kept in `data_dir`: what tests and
-    /// embedders start from.
+    /// Defaults for tests and embedders, with data kept in `data_dir`: a
+    /// random port, one worker, and checks that reach only 127.0.0.1.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Settings {
         Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -59,6 +84,13 @@ impl Settings {
             catalog: None,
             pool_size: 4,
             workers: Some(1),
+            check_timeout: 10,
+            check_interval: Duration::from_secs(6 * 3600),
+            check_concurrency: 4,
+            // Tests stand local servers in for the services, and never
+            // reach the internet.
+            allow_networks: "127.0.0.1".into(),
+            check_public_networks: false,
             secure_cookies: false,
             log: "info".into(),
         }
@@ -76,5 +108,36 @@ impl Settings {
 
     pub fn session_key_path(&self) -> PathBuf {
         self.data_dir.join("session.key")
+    }
+}
+
+/// `45s`, `30m`, `6h`, `2d`, `500ms`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 45s, 30m or 6h"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => return Ok(Duration::from_secs(n)),
+        "ms" => return Ok(Duration::from_millis(n)),
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(21600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("6 hours").is_err());
+        assert!(parse_duration("h").is_err());
     }
 }

@@ -383,6 +383,12 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_key_beside_a_unit_kind_is_an_error() {
+        let err = with_operator("[acme]\nname = \"A\"\nbase_url = \"https://a.test\"\n[acme.auth.k]\nkind = \"bearer\"\nlabell = \"Acme token\"\n").unwrap_err();
+        assert!(err.to_string().contains("labell"), "{err}");
+    }
+
+    #[test]
     fn errors_name_file_entry_and_field() {
         let err = with_operator("[acme]\nname = \"Acme\"\nbase_url = \"https://a.test\"\n[acme.auth.k]\nkind = \"bearer\"\nfields = [{ key = \"t\", pattern = \"(\" }]\n").unwrap_err();
         assert!(err.file.ends_with("extra.toml"), "{err}");

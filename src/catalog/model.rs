@@ -242,6 +242,22 @@ impl<'de> Deserialize<'de> for AuthMethodDef {
                     .map_err(|e| D::Error::custom(format!("in `fields`: {}", e.message())))?,
             ),
         };
+        let kind_name = table.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+        // serde ignores extra keys beside a unit variant such as `bearer`;
+        // a misspelt key must not pass silently.
+        let allowed: &[&str] = match kind_name.as_str() {
+            "api_key" => &["header", "prefix", "query"],
+            "oauth2_authorization_code" => &["authorization_url", "token_url", "scopes"],
+            "oauth2_client_credentials" => &["token_url", "scopes"],
+            "aws_sigv4" => &["service"],
+            "custom" => &["headers", "query"],
+            _ => &[],
+        };
+        if let Some(unknown) = table.keys().find(|k| *k != "kind" && !allowed.contains(&k.as_str())) {
+            return Err(D::Error::custom(format!(
+                "unknown field `{unknown}` for an authorization method of kind `{kind_name}`"
+            )));
+        }
         let kind =
             AuthKind::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
         Ok(AuthMethodDef { label, kind, fields })

@@ -13,7 +13,7 @@ use super::input::Draft;
 use super::status::{Status, StatusReport};
 use super::{Connection, ConnectionId};
 use crate::crypto::{CryptoError, Keyring, Sealed};
-use crate::db::schema::{connection_tags, connections, tags};
+use crate::db::schema::{connection_checks, connection_tags, connections, tags};
 use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
@@ -488,4 +488,171 @@ pub fn component_counts(
         .group_by(connections::component)
         .select((connections::component, diesel::dsl::count_star()))
         .load(conn)
+}
+
+// ---- checks ----
+
+/// One check, as the edit view lists them.
+#[derive(Debug, Clone, Queryable)]
+pub struct CheckRecord {
+    pub checked_at: NaiveDateTime,
+    pub status: String,
+    pub reason: String,
+    pub trigger: String,
+    pub duration_ms: i32,
+}
+
+impl CheckRecord {
+    pub fn is_active(&self) -> bool {
+        self.status == Status::Active.as_str()
+    }
+}
+
+/// How many history rows each connection keeps.
+pub const CHECKS_KEPT: i64 = 20;
+
+/// What a check needs: the connection as it was when the check began.
+pub fn for_check(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<(Connection, BTreeMap<String, SecretString>), StoreError> {
+    let connection = get(conn, environment, id)?;
+    let secrets = open_secrets(conn, keyring, environment, id)?;
+    Ok((connection, secrets))
+}
+
+/// Stores a check's result. The history always gets the row; the
+/// connection's status changes only if its credentials are still those
+/// that were checked (`checked_version`), so a slow check never overwrites
+/// the status of newer credentials.
+#[allow(clippy::too_many_arguments)]
+pub fn record_check(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+    checked_version: i32,
+    report: &StatusReport,
+    trigger: &str,
+    duration_ms: i32,
+    unreachable: bool,
+    next_check_at: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let checked_at = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
+    conn.transaction(|conn| {
+        ensure_exists(conn, environment, id)?;
+        diesel::insert_into(connection_checks::table)
+            .values((
+                connection_checks::connection_id.eq(id.0),
+                connection_checks::checked_at.eq(checked_at),
+                connection_checks::status.eq(report.status.as_str()),
+                connection_checks::reason.eq(&report.reason),
+                connection_checks::trigger.eq(trigger),
+                connection_checks::duration_ms.eq(duration_ms),
+            ))
+            .execute(conn)?;
+        let keep: Vec<i64> = connection_checks::table
+            .filter(connection_checks::connection_id.eq(id.0))
+            .order(connection_checks::id.desc())
+            .limit(CHECKS_KEPT)
+            .select(connection_checks::id)
+            .load(conn)?;
+        diesel::delete(
+            connection_checks::table
+                .filter(connection_checks::connection_id.eq(id.0))
+                .filter(connection_checks::id.ne_all(keep)),
+        )
+        .execute(conn)?;
+        // Counting up while unreachable, back to zero otherwise, in one expression.
+        let step = i32::from(unreachable);
+        let failures = connections::check_failures * step + step;
+        let updated = diesel::update(
+            connections::table
+                .filter(connections::id.eq(id.0))
+                .filter(connections::environment.eq(environment.as_str()))
+                .filter(connections::version.eq(checked_version)),
+        )
+        .set((
+            connections::status.eq(report.status.as_str()),
+            connections::status_reason.eq(&report.reason),
+            connections::checked_at.eq(checked_at),
+            connections::check_failures.eq(failures),
+            connections::next_check_at.eq(next_check_at),
+        ))
+        .execute(conn)?;
+        Ok(updated == 1)
+    })
+}
+
+/// The newest checks of a connection, newest first.
+pub fn recent_checks(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<Vec<CheckRecord>, StoreError> {
+    ensure_exists(conn, environment, id)?;
+    Ok(connection_checks::table
+        .filter(connection_checks::connection_id.eq(id.0))
+        .order(connection_checks::id.desc())
+        .limit(CHECKS_KEPT)
+        .select((
+            connection_checks::checked_at,
+            connection_checks::status,
+            connection_checks::reason,
+            connection_checks::trigger,
+            connection_checks::duration_ms,
+        ))
+        .load(conn)?)
+}
+
+/// A connection the schedule should check now.
+pub struct Due {
+    pub environment: Environment,
+    pub id: ConnectionId,
+    pub failures: i32,
+}
+
+/// Connections whose next check is due, oldest first.
+pub fn due_for_check(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<Due>> {
+    let rows: Vec<(String, i64, i32)> = connections::table
+        .filter(connections::next_check_at.le(now))
+        .order(connections::next_check_at.asc())
+        .limit(limit)
+        .select((connections::environment, connections::id, connections::check_failures))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(env, id, failures)| {
+            Some(Due { environment: Environment::parse(&env)?, id: ConnectionId(id), failures })
+        })
+        .collect())
+}
+
+pub fn is_due(conn: &mut DbConnection, id: ConnectionId, now: NaiveDateTime) -> QueryResult<bool> {
+    let due: i64 = connections::table
+        .filter(connections::id.eq(id.0))
+        .filter(connections::next_check_at.le(now))
+        .count()
+        .get_result(conn)?;
+    Ok(due == 1)
+}
+
+/// Connections never scheduled (saved before the schedule existed, or
+/// whose check on save could not be recorded) get a time.
+pub fn schedule_unscheduled(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(connections::table.filter(connections::next_check_at.is_null()))
+        .set(connections::next_check_at.eq(at))
+        .execute(conn)
+}
+
+/// How many connections of an environment are ACTIVE and NOT ACTIVE.
+pub fn status_counts(conn: &mut DbConnection, environment: Environment) -> QueryResult<(i64, i64)> {
+    let rows: Vec<(String, i64)> = connections::table
+        .filter(connections::environment.eq(environment.as_str()))
+        .group_by(connections::status)
+        .select((connections::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let count = |s: Status| rows.iter().filter(|(k, _)| k == s.as_str()).map(|(_, n)| n).sum();
+    Ok((count(Status::Active), count(Status::NotActive)))
 }

@@ -21,6 +21,28 @@ diesel::table! {
         created_by -> Nullable<Text>,
         updated_by -> Nullable<Text>,
         version -> Integer,
+        next_check_at -> Nullable<Timestamp>,
+        check_failures -> Integer,
+    }
+}
+
+diesel::table! {
+    connection_checks (id) {
+        id -> BigInt,
+        connection_id -> BigInt,
+        checked_at -> Timestamp,
+        status -> Text,
+        reason -> Text,
+        trigger -> Text,
+        duration_ms -> Integer,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        owner -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -43,4 +65,5 @@ diesel::table! {
 
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
-diesel::allow_tables_to_appear_in_same_query!(connections, tags, connection_tags);
+diesel::joinable!(connection_checks -> connections (connection_id));
+diesel::allow_tables_to_appear_in_same_query!(connections, tags, connection_tags, connection_checks, leases);

@@ -97,6 +97,8 @@ struct ConnectionForm<'a> {
     all_tags: &'a [Tag],
     /// Tags that exist nowhere yet but were typed, shown as ticked boxes.
     extra_tags: Vec<&'a str>,
+    /// Edit only: the status and recent checks.
+    check_panel: Option<String>,
 }
 
 impl ConnectionForm<'_> {
@@ -163,6 +165,7 @@ async fn new(state: State, ctx: Ctx, params: web::Query<NewParams>) -> Result<Ht
         &FieldErrors::default(),
         &all_tags,
         &BTreeSet::new(),
+        None,
     )
 }
 
@@ -180,7 +183,8 @@ async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, 
             })
             .await?;
             tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
-            Ok(saved(&ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}.")))
+            let verdict = super::check::after_save(&state, environment, id).await;
+            Ok(saved(&ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
         }
         Err(errors) => {
             let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
@@ -212,11 +216,21 @@ async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let (connection, all_tags) =
-        db(&state, move |conn, _| Ok((store::get(conn, environment, id)?, tags::all(conn)?))).await?;
+    let (connection, all_tags, checks) = db(&state, move |conn, _| {
+        Ok((
+            store::get(conn, environment, id)?,
+            tags::all(conn)?,
+            store::recent_checks(conn, environment, id)?,
+        ))
+    })
+    .await?;
     let component =
         state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
     let method = pick_method(component, params.method.as_deref().or(Some(&connection.auth_method)));
+    let check_panel =
+        super::check::CheckPanel { csrf: &ctx.csrf, id, status: &connection.status, checks: &checks }
+            .render()
+            .map_err(AppError::internal)?;
     let input = ConnectionInput {
         name: connection.name.clone(),
         auth_method: method.key.clone(),
@@ -227,7 +241,17 @@ async fn edit(
     let stored =
         if method.key == connection.auth_method { connection.secret_fields.clone() } else { BTreeSet::new() };
     let mode = Mode::Edit { id, version: connection.version };
-    render_form(&ctx, StatusCode::OK, mode, component, &input, &FieldErrors::default(), &all_tags, &stored)
+    render_form(
+        &ctx,
+        StatusCode::OK,
+        mode,
+        component,
+        &input,
+        &FieldErrors::default(),
+        &all_tags,
+        &stored,
+        Some(check_panel),
+    )
 }
 
 async fn update(
@@ -285,7 +309,8 @@ async fn update(
         return refused(&ctx, StatusCode::CONFLICT, mode, component, &input, &errors, &all_tags, &stored);
     }
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection updated");
-    Ok(saved(&ctx, &format!("Saved \u{201c}{name}\u{201d}.")))
+    let verdict = super::check::after_save(&state, environment, id).await;
+    Ok(saved(&ctx, &format!("Saved \u{201c}{name}\u{201d}: {verdict}.")))
 }
 
 fn read_input(form: &FormData) -> ConnectionInput {
@@ -337,7 +362,7 @@ fn refused(
     stored: &BTreeSet<String>,
 ) -> Result<HttpResponse, AppError> {
     if !ctx.fragment {
-        return render_form(ctx, status, mode, component, input, errors, all_tags, stored);
+        return render_form(ctx, status, mode, component, input, errors, all_tags, stored, None);
     }
     let method = pick_method(component, Some(&input.auth_method));
     let keys = ["form", "name", "auth_method", "tags"]
@@ -361,6 +386,7 @@ fn render_form(
     errors: &FieldErrors,
     all_tags: &[Tag],
     stored: &BTreeSet<String>,
+    check_panel: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let method = pick_method(component, Some(&input.auth_method));
     let fields = component
@@ -388,6 +414,7 @@ fn render_form(
         errors,
         all_tags,
         extra_tags,
+        check_panel,
     };
     let title = match form.mode {
         Mode::New => "New connection",

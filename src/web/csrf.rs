@@ -28,7 +28,16 @@ pub async fn csrf_guard(
     if presented.is_none() {
         // Read the form body for its token, then put the body back for the
         // handler. The app's PayloadConfig bounds how much is read.
-        let body = req.extract::<Bytes>().await?;
+        let body = match req.extract::<Bytes>().await {
+            Ok(body) => body,
+            Err(e) => {
+                // Too large or unreadable: answered here, with the headers
+                // every response carries, rather than escaping as an error.
+                let error = super::errors::framework_error(e.as_response_error().status_code());
+                let response = super::errors::respond(req.request(), &error);
+                return Ok(req.into_response(response).map_into_right_body());
+            }
+        };
         presented = form_urlencoded::parse(&body).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
         let (_, mut payload) = actix_http::h1::Payload::create(true);
         payload.unread_data(body);

@@ -64,7 +64,7 @@ pub async fn error_pages(
     Ok(res.into_response(replacement).map_into_right_body())
 }
 
-fn framework_error(status: StatusCode) -> AppError {
+pub fn framework_error(status: StatusCode) -> AppError {
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => {
             "What was sent is larger than Plugboard accepts. Shorten the long values and try again."

@@ -40,8 +40,9 @@ pub struct Filter {
 
 impl Filter {
     fn clean(mut self) -> Filter {
-        let keep =
-            |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s.len() <= 200);
+        // Long values are kept: they match nothing, as they should, rather
+        // than being dropped and matching everything.
+        let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         self.component = keep(self.component);
         self.tag = keep(self.tag);
         self.status = keep(self.status).filter(|s| Status::parse(s).is_some());
@@ -124,6 +125,24 @@ impl Filter {
         })
     }
 
+    pub fn status_url(&self, status: &str) -> String {
+        self.url_with(|f| {
+            f.status = Some(status.to_owned());
+            f.page = None;
+        })
+    }
+
+    pub fn without_status_url(&self) -> String {
+        self.url_with(|f| {
+            f.status = None;
+            f.page = None;
+        })
+    }
+
+    pub fn status_label(&self) -> Option<&'static str> {
+        self.status.as_deref().and_then(Status::parse).map(Status::label)
+    }
+
     pub fn without_search_url(&self) -> String {
         self.url_with(|f| {
             f.q = None;
@@ -194,6 +213,8 @@ pub struct Workspace<'a> {
     pub total_in_environment: i64,
     pub filtered_component_name: Option<&'a str>,
     pub sorts: [Sort; 4],
+    pub active: i64,
+    pub not_active: i64,
 }
 
 impl Workspace<'_> {
@@ -217,6 +238,10 @@ impl Workspace<'_> {
         self.filter.tag.as_deref().is_some_and(|t| t.to_lowercase() == name.to_lowercase())
     }
 
+    pub fn is_status(&self, status: &str) -> bool {
+        self.filter.status.as_deref() == Some(status)
+    }
+
     pub fn is_sorted_by(&self, sort: &Sort) -> bool {
         self.filter.sort() == *sort
     }
@@ -224,6 +249,7 @@ impl Workspace<'_> {
 
 struct Loaded {
     page: ListPage,
+    statuses: (i64, i64),
     component_counts: Vec<(String, i64)>,
     tag_counts: Vec<TagCount>,
 }
@@ -235,6 +261,7 @@ async fn index(state: State, ctx: Ctx, filter: web::Query<Filter>) -> Result<Htt
     let loaded = db(&state, move |conn, _| {
         Ok(Loaded {
             page: store::list(conn, environment, &query)?,
+            statuses: store::status_counts(conn, environment)?,
             component_counts: store::component_counts(conn, environment)?,
             tag_counts: tags::counts(conn, environment)?,
         })
@@ -280,6 +307,8 @@ async fn index(state: State, ctx: Ctx, filter: web::Query<Filter>) -> Result<Htt
         components,
         tags: &loaded.tag_counts,
         sorts: Sort::ALL,
+        active: loaded.statuses.0,
+        not_active: loaded.statuses.1,
     };
     ctx.respond(StatusCode::OK, "Connections", &workspace)
 }

@@ -3,6 +3,7 @@
 //! served as a fragment to htmx, which swaps it in place.
 
 pub mod assets;
+mod check;
 mod connection_form;
 mod context;
 mod csrf;
@@ -16,21 +17,13 @@ mod tagging;
 
 use actix_web::web;
 
-use crate::catalog::Catalog;
-use crate::crypto::Keyring;
-use crate::db::{DbConnection, Pool};
+use crate::db::DbConnection;
 use crate::error::AppError;
+pub use crate::state::AppState;
 
 pub use context::Ctx;
 pub use csrf::csrf_guard;
 pub use security::security_headers;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: Pool,
-    pub catalog: Catalog,
-    pub keyring: Keyring,
-}
 
 pub type State = web::Data<AppState>;
 
@@ -39,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     list::routes(cfg);
     environment_switch::routes(cfg);
     connection_form::routes(cfg);
+    check::routes(cfg);
     delete::routes(cfg);
     tagging::routes(cfg);
 }

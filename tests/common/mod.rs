@@ -65,13 +65,19 @@ impl Page {
 /// A test application over a fresh database, with `configure` applied to
 /// its settings.
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if let Ok(filter) = std::env::var("PLUGBOARD_TEST_LOG") {
+        // Server logs for debugging a test: PLUGBOARD_TEST_LOG=warn cargo test -- --nocapture
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let data_dir = tempfile::tempdir().expect("temporary folder");
     let mut settings = Settings::with_data_dir(data_dir.path());
     let postgres = std::env::var("PLUGBOARD_TEST_POSTGRES").ok().filter(|s| !s.is_empty()).map(|server| {
         let name = format!("plugboard_test_{}", random_hex(6));
         let mut admin = plugboard::db::establish(&format!("{}/postgres", server.trim_end_matches('/')))
             .expect("connect to PLUGBOARD_TEST_POSTGRES");
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create test database");
         (server.trim_end_matches('/').to_owned(), name)
     });
     if let Some((server, name)) = &postgres {
@@ -82,7 +88,8 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(&settings).expect("application starts");
     let base = format!("http://{}", app.addr());
     actix_web::rt::spawn(app.run());
-    let client = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
+    let client =
+        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
     TestApp { base, client, data_dir, database_url, postgres }
 }
 
@@ -100,7 +107,8 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some((server, name)) = &self.postgres {
             if let Ok(mut admin) = plugboard::db::establish(&format!("{server}/postgres")) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin);
             }
         }
     }
@@ -138,7 +146,8 @@ impl TestApp {
 
     /// As htmx asks: wants a fragment.
     pub async fn hx_get(&self, path: &str) -> Page {
-        Self::page(self.client.get(self.url(path)).header("HX-Request", "true").send().await.expect("GET")).await
+        Self::page(self.client.get(self.url(path)).header("HX-Request", "true").send().await.expect("GET"))
+            .await
     }
 
     /// The session's CSRF token, as the page hands it to forms.
@@ -227,5 +236,177 @@ impl TestApp {
         let rows: Vec<Count> =
             diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).load(&mut conn).expect("count");
         rows[0].n
+    }
+}
+
+/// One connection row as stored, read straight from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub id: i64,
+    pub environment: String,
+    pub component: String,
+    pub name: String,
+    pub auth_method: String,
+    pub parameters: String,
+    pub secrets: Option<Vec<u8>>,
+    pub secrets_key_id: Option<String>,
+    pub secret_fields: String,
+    pub version: i32,
+    /// Tag names, sorted.
+    pub tags: Vec<String>,
+}
+
+/// Everything stored, in a form that can be compared before and after a
+/// request that must change nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub connections: Vec<StoredConnection>,
+    pub tags: Vec<(i64, String)>,
+    pub links: Vec<(i64, i64)>,
+}
+
+impl TestApp {
+    /// The encryption keys the application uses.
+    pub fn keyring(&self) -> plugboard::crypto::Keyring {
+        plugboard::crypto::Keyring::load_or_create(&self.data_dir.path().join("encryption.key"))
+            .expect("key file")
+            .0
+    }
+
+    /// The decrypted secrets of a connection, as plain strings.
+    pub fn secrets(
+        &self,
+        environment: plugboard::environment::Environment,
+        id: i64,
+    ) -> Result<std::collections::BTreeMap<String, String>, plugboard::connections::StoreError> {
+        use secrecy::ExposeSecret;
+        let mut conn = self.db();
+        plugboard::connections::store::open_secrets(
+            &mut conn,
+            &self.keyring(),
+            environment,
+            plugboard::connections::ConnectionId(id),
+        )
+        .map(|m| m.into_iter().map(|(k, v)| (k, v.expose_secret().to_owned())).collect())
+    }
+
+    /// A connection row as stored, or `None`.
+    pub fn stored(&self, id: i64) -> Option<StoredConnection> {
+        self.snapshot().connections.into_iter().find(|c| c.id == id)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        use diesel::prelude::*;
+        use plugboard::db::schema::{connection_tags, connections, tags};
+        let mut conn = self.db();
+        type Raw =
+            (i64, String, String, String, String, String, Option<Vec<u8>>, Option<String>, String, i32);
+        let rows: Vec<Raw> = connections::table
+            .order(connections::id)
+            .select((
+                connections::id,
+                connections::environment,
+                connections::component,
+                connections::name,
+                connections::auth_method,
+                connections::parameters,
+                connections::secrets,
+                connections::secrets_key_id,
+                connections::secret_fields,
+                connections::version,
+            ))
+            .load(&mut conn)
+            .expect("read connections");
+        let tags: Vec<(i64, String)> =
+            tags::table.order(tags::id).select((tags::id, tags::name)).load(&mut conn).expect("read tags");
+        let links: Vec<(i64, i64)> = connection_tags::table
+            .order((connection_tags::connection_id, connection_tags::tag_id))
+            .select((connection_tags::connection_id, connection_tags::tag_id))
+            .load(&mut conn)
+            .expect("read connection tags");
+        let connections = rows
+            .into_iter()
+            .map(|r| {
+                let mut names: Vec<String> = links
+                    .iter()
+                    .filter(|(c, _)| *c == r.0)
+                    .filter_map(|(_, t)| tags.iter().find(|(id, _)| id == t).map(|(_, n)| n.clone()))
+                    .collect();
+                names.sort();
+                StoredConnection {
+                    id: r.0,
+                    environment: r.1,
+                    component: r.2,
+                    name: r.3,
+                    auth_method: r.4,
+                    parameters: r.5,
+                    secrets: r.6,
+                    secrets_key_id: r.7,
+                    secret_fields: r.8,
+                    version: r.9,
+                    tags: names,
+                }
+            })
+            .collect();
+        Snapshot { connections, tags, links }
+    }
+
+    /// A form post with a token already fetched (for many posts in a row).
+    pub async fn post_with_token(&self, token: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", token)];
+        form.extend_from_slice(fields);
+        self.post_raw(path, &form).await
+    }
+
+    /// A post as htmx sends it, with `token` (or none) in the header.
+    pub async fn hx_post_token(&self, token: Option<&str>, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut request = self.client.post(self.url(path)).header("HX-Request", "true").form(fields);
+        if let Some(token) = token {
+            request = request.header("X-CSRF-Token", token);
+        }
+        Self::page(request.send().await.expect("POST")).await
+    }
+
+    /// A post of a raw body, with the given headers.
+    pub async fn post_body(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Page {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::page(request.send().await.expect("POST")).await
+    }
+
+    /// A GET with extra headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::page(request.send().await.expect("GET")).await
+    }
+
+    /// Creates `n` connections of a component quickly (one token, no
+    /// look-ups), named by `name(i)`. Returns nothing; read ids from the list.
+    pub async fn create_many(
+        &self,
+        component: &str,
+        auth_method: &str,
+        n: usize,
+        name: impl Fn(usize) -> String,
+        fields: &[(&str, &str)],
+    ) {
+        let token = self.csrf().await;
+        for i in 0..n {
+            let name = name(i);
+            let mut form: Vec<(&str, &str)> =
+                vec![("component", component), ("auth_method", auth_method), ("name", &name)];
+            form.extend_from_slice(fields);
+            let page = self.post_with_token(&token, "/connections", &form).await;
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "create failed: {}", page.body);
+        }
     }
 }

@@ -1,0 +1,208 @@
+//! Turning a connection into the request that proves its credentials:
+//! the catalog's test request, with the credential placed the way the
+//! service expects it.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::Outcome;
+use crate::catalog::{AuthKind, AuthMethod, Component, TestRequest};
+
+/// A connection's values: settings and plain fields, then secrets.
+pub struct Values<'a> {
+    pub parameters: &'a BTreeMap<String, String>,
+    pub secrets: &'a BTreeMap<String, SecretString>,
+}
+
+impl Values<'_> {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.parameters
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| self.secrets.get(key).map(|s| s.expose_secret()))
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every secret value, so that nothing the service says back can carry
+    /// one into a status reason.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.secrets.values().map(|s| s.expose_secret()).filter(|s| s.len() >= 4)
+    }
+}
+
+/// Where a credential goes, besides plain headers.
+pub enum Signing {
+    None,
+    Basic { username: String, password: SecretString },
+    AwsSigv4 { access_key_id: String, secret_access_key: SecretString, region: String, service: String },
+}
+
+/// What to send.
+pub enum Plan<'a> {
+    /// The catalog's test request.
+    Test {
+        method: reqwest::Method,
+        url: Url,
+        /// (name, value, is secret)
+        headers: Vec<(String, String, bool)>,
+        body: Option<String>,
+        signing: Signing,
+        expect: &'a TestRequest,
+    },
+    /// OAuth2 client credentials: a token issued proves the client.
+    ClientCredentials { token_url: Url, client_id: String, client_secret: SecretString, scopes: String },
+}
+
+/// Fills `{key}` placeholders. A missing value is reported by its field's
+/// label, for a reason a person can act on.
+fn fill(template: &str, values: &Values, label_of: &dyn Fn(&str) -> String) -> Result<String, Outcome> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let key = &rest[start + 1..start + end];
+        let value =
+            values.get(key).ok_or_else(|| Outcome::Missing(format!("{} is not set", label_of(key))))?;
+        out.push_str(value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn parse_url(text: &str) -> Result<Url, Outcome> {
+    let url = Url::parse(text)
+        .map_err(|_| Outcome::Unexpected(format!("`{}` is not a valid URL", redact_query(text))))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Outcome::Blocked(format!(
+            "only http and https URLs can be checked, not `{}`",
+            url.scheme()
+        )));
+    }
+    Ok(url)
+}
+
+/// A URL fit for a message: no query string (it may hold a key).
+fn redact_query(text: &str) -> &str {
+    text.split('?').next().unwrap_or(text)
+}
+
+pub fn plan<'a>(
+    component: &'a Component,
+    method: &'a AuthMethod,
+    values: &Values,
+) -> Result<Plan<'a>, Outcome> {
+    let label_of = |key: &str| -> String {
+        component
+            .settings
+            .iter()
+            .chain(&method.fields)
+            .find(|f| f.key == key)
+            .map_or_else(|| key.to_owned(), |f| f.label.clone())
+    };
+    for field in component.settings.iter().chain(&method.fields).filter(|f| f.required) {
+        if values.get(&field.key).is_none() {
+            return Err(Outcome::Missing(format!("{} is not set", field.label)));
+        }
+    }
+    let get = |key: &str| {
+        values
+            .get(key)
+            .map(str::to_owned)
+            .ok_or_else(|| Outcome::Missing(format!("{} is not set", label_of(key))))
+    };
+
+    match &method.kind {
+        AuthKind::Oauth2ClientCredentials { token_url, scopes } => {
+            let token_url = parse_url(&fill(token_url, values, &label_of)?)?;
+            return Ok(Plan::ClientCredentials {
+                token_url,
+                client_id: get("client_id")?,
+                client_secret: SecretString::from(get("client_secret")?),
+                scopes: scopes.join(" "),
+            });
+        }
+        AuthKind::Oauth2AuthorizationCode { .. } if values.get("access_token").is_none() => {
+            return Err(Outcome::Missing(
+                "no OAuth2 sign-in yet: the client is saved, but nobody has signed in to grant access".into(),
+            ));
+        }
+        _ => {}
+    }
+
+    let test = component.test.as_ref().ok_or_else(|| {
+        Outcome::Unexpected(
+            "the catalog gives this component no test request, so it cannot be checked".into(),
+        )
+    })?;
+    let base = fill(&component.base_url, values, &label_of)?;
+    let path = fill(&test.path, values, &label_of)?;
+    let target = if path.starts_with("http://") || path.starts_with("https://") {
+        path
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    };
+    let mut url = parse_url(&target)?;
+    let method_name = reqwest::Method::from_bytes(test.method.as_bytes())
+        .map_err(|_| Outcome::Unexpected(format!("`{}` is not an HTTP method", test.method)))?;
+    let mut headers: Vec<(String, String, bool)> = Vec::new();
+    for (name, template) in &test.headers {
+        headers.push((name.clone(), fill(template, values, &label_of)?, false));
+    }
+    let mut signing = Signing::None;
+    match &method.kind {
+        AuthKind::ApiKey { header, prefix, query } => {
+            let key = get(&method.fields[0].key)?;
+            match (header, query) {
+                (Some(header), _) => headers.push((
+                    header.clone(),
+                    format!("{}{key}", prefix.as_deref().unwrap_or_default()),
+                    true,
+                )),
+                (None, Some(param)) => {
+                    url.query_pairs_mut().append_pair(param, &key);
+                }
+                (None, None) => unreachable!("the catalog loader requires a header or a query"),
+            }
+        }
+        AuthKind::Bearer => headers.push(("Authorization".into(), format!("Bearer {}", get("token")?), true)),
+        AuthKind::Oauth2AuthorizationCode { .. } => {
+            headers.push(("Authorization".into(), format!("Bearer {}", get("access_token")?), true))
+        }
+        AuthKind::Basic => {
+            signing = Signing::Basic {
+                username: get("username")?,
+                password: SecretString::from(values.get("password").unwrap_or_default().to_owned()),
+            }
+        }
+        AuthKind::AwsSigv4 { service } => {
+            signing = Signing::AwsSigv4 {
+                access_key_id: get("access_key_id")?,
+                secret_access_key: SecretString::from(get("secret_access_key")?),
+                region: values.get("region").unwrap_or("us-east-1").to_owned(),
+                service: service.clone(),
+            }
+        }
+        AuthKind::Custom { headers: templates, query } => {
+            for (name, template) in templates {
+                headers.push((name.clone(), fill(template, values, &label_of)?, true));
+            }
+            for (name, template) in query {
+                let value = fill(template, values, &label_of)?;
+                url.query_pairs_mut().append_pair(name, &value);
+            }
+        }
+        AuthKind::Oauth2ClientCredentials { .. } => unreachable!("handled above"),
+    }
+    let body = match &test.body {
+        Some(template) => Some(fill(template, values, &label_of)?),
+        None => None,
+    };
+    Ok(Plan::Test { method: method_name, url, headers, body, signing, expect: test })
+}

@@ -1,0 +1,81 @@
+//! "Test" on a row or in the edit form: check a connection now.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::context::after_change;
+use super::{Ctx, State, db};
+use crate::checks::schedule::{self, Trigger};
+use crate::connections::store::{self, CheckRecord};
+use crate::connections::{Connection, ConnectionId, StatusReport};
+use crate::environment::Environment;
+use crate::error::AppError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/connections/{id}/check", web::post().to(check));
+}
+
+/// The status and recent checks of one connection, in the edit view.
+#[derive(Template)]
+#[template(path = "check_panel_partial.html")]
+pub struct CheckPanel<'a> {
+    pub csrf: &'a str,
+    pub id: ConnectionId,
+    pub status: &'a StatusReport,
+    pub checks: &'a [CheckRecord],
+}
+
+impl CheckPanel<'_> {
+    pub fn when(record: &CheckRecord) -> String {
+        record.checked_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+}
+
+/// Runs a check right after a save; says what it found, for the notice.
+pub async fn after_save(state: &State, environment: Environment, id: ConnectionId) -> String {
+    match schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Save).await {
+        Ok(report) if report.status.is_active() => "ACTIVE".to_owned(),
+        Ok(report) => format!("NOT ACTIVE ({})", report.reason),
+        Err(e) => {
+            tracing::warn!(connection = %id, "check after save failed: {e}");
+            "NOT ACTIVE (not checked yet)".to_owned()
+        }
+    }
+}
+
+async fn check(
+    state: State,
+    ctx: Ctx,
+    req: HttpRequest,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = ConnectionId(id.into_inner());
+    let environment = ctx.environment;
+    let report = schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Manual)
+        .await
+        .map_err(|e| match e {
+            schedule::CheckError::Store(e) => AppError::from(e),
+            other => AppError::internal(other),
+        })?;
+    let wants_panel = req.headers().get("hx-target").is_some_and(|t| t.as_bytes() == b"check-panel");
+    if !wants_panel {
+        let verdict = if report.status.is_active() {
+            "ACTIVE".to_owned()
+        } else {
+            format!("NOT ACTIVE ({})", report.reason)
+        };
+        return Ok(after_change(&ctx, &format!("Checked: {verdict}.")));
+    }
+    let (connection, checks): (Connection, Vec<CheckRecord>) = db(&state, move |conn, _| {
+        Ok((store::get(conn, environment, id)?, store::recent_checks(conn, environment, id)?))
+    })
+    .await?;
+    let panel = CheckPanel { csrf: &ctx.csrf, id, status: &connection.status, checks: &checks };
+    let mut res = ctx.respond(StatusCode::OK, "Checks", &panel)?;
+    res.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("hx-trigger"),
+        actix_web::http::header::HeaderValue::from_static("connections-changed"),
+    );
+    Ok(res)
+}
