@@ -28,7 +28,7 @@ impl Catalog {
     }
 
     fn new(mut components: Vec<Component>) -> Catalog {
-        components.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        components.sort_by_key(|c| c.name.to_lowercase());
         let by_key = components.iter().enumerate().map(|(i, c)| (c.key.clone(), i)).collect();
         Catalog { components, by_key }
     }

@@ -226,6 +226,20 @@ pub fn establish(url: &str) -> Result<DbConnection, DbError> {
     Manager { backend: Backend::from_url(url)? }.connect()
 }
 
+/// The database answers and has no pending migration.
+pub fn check_ready(conn: &mut DbConnection) -> Result<(), String> {
+    diesel::sql_query("SELECT 1").execute(conn).map_err(|e| format!("database does not answer: {e}"))?;
+    let pending = match conn {
+        DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    match pending {
+        Ok(false) => Ok(()),
+        Ok(true) => Err("database migrations are not current".into()),
+        Err(e) => Err(format!("cannot read the migration state: {e}")),
+    }
+}
+
 fn migrate(conn: &mut DbConnection) -> Result<(), DbError> {
     let result = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),

@@ -11,6 +11,7 @@ mod delete;
 mod environment_switch;
 pub mod errors;
 mod form;
+mod health;
 mod list;
 mod security;
 mod tagging;
@@ -29,6 +30,7 @@ pub type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
+    health::routes(cfg);
     list::routes(cfg);
     environment_switch::routes(cfg);
     connection_form::routes(cfg);

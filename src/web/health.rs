@@ -1,0 +1,34 @@
+//! Probes for load balancers and orchestrators.
+
+use actix_web::{HttpResponse, web};
+
+use super::State;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));
+}
+
+/// The process is up and serving.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok\n")
+}
+
+/// The database answers and its schema is current: ready for traffic.
+async fn readyz(state: State) -> HttpResponse {
+    let state = state.into_inner();
+    let verdict = web::block(move || -> Result<(), String> {
+        let mut conn = state.pool.get().map_err(|e| format!("database unavailable: {e}"))?;
+        crate::db::check_ready(&mut conn)
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match verdict {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready\n"),
+        Err(reason) => {
+            tracing::warn!("not ready: {reason}");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("not ready: {reason}\n"))
+        }
+    }
+}
