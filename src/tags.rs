@@ -80,18 +80,32 @@ pub fn ensure(conn: &mut DbConnection, names: &[TagName]) -> QueryResult<Vec<Tag
             tags::table.filter(tags::name_key.eq(&key)).select(tags::id).first::<i64>(conn).optional()?;
         let id = match existing {
             Some(id) => id,
-            None => diesel::insert_into(tags::table)
-                .values((
-                    tags::name.eq(name.as_str()),
-                    tags::name_key.eq(&key),
-                    tags::created_at.eq(Utc::now().naive_utc()),
-                ))
-                .returning(tags::id)
-                .get_result(conn)?,
+            None => {
+                insert_if_absent(conn, name.as_str(), &key)?;
+                tags::table.filter(tags::name_key.eq(&key)).select(tags::id).first::<i64>(conn)?
+            }
         };
         ids.push(TagId(id));
     }
     Ok(ids)
+}
+
+/// Two saves may create the same new tag at once; the second must find the
+/// first's row rather than fail. The SQL differs by backend (diesel's
+/// `on_conflict` does not compile over the multi-backend connection).
+fn insert_if_absent(conn: &mut DbConnection, name: &str, key: &str) -> QueryResult<()> {
+    let row = (tags::name.eq(name), tags::name_key.eq(key), tags::created_at.eq(Utc::now().naive_utc()));
+    match conn {
+        DbConnection::Postgres(pg) => diesel::insert_into(tags::table)
+            .values(row)
+            .on_conflict(tags::name_key)
+            .do_nothing()
+            .execute(pg)?,
+        DbConnection::Sqlite(sqlite) => {
+            diesel::insert_or_ignore_into(tags::table).values(row).execute(sqlite)?
+        }
+    };
+    Ok(())
 }
 
 pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Tag>> {

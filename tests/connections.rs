@@ -202,6 +202,21 @@ async fn sort_by_name_and_by_date() {
 }
 
 #[actix_web::test]
+async fn name_sort_keeps_accented_names_with_their_letter() {
+    let app = common::spawn().await;
+    for name in ["Zed", "Émile", "eve", "adam", "Örjan", "oscar"] {
+        app.create("slack", name, &[("token", SLACK_TOKEN)]).await;
+    }
+    let order = names(&app.get("/?sort=name").await);
+    let at = |n: &str| order.iter().position(|x| x == n).unwrap();
+    // "Name A–Z" must not put É and Ö after Z.
+    assert!(at("adam") < at("Émile") && at("Émile") < at("Zed"), "{order:?}");
+    assert!(at("eve") < at("Örjan") && at("Örjan") < at("Zed"), "{order:?}");
+    let reverse = names(&app.get("/?sort=-name").await);
+    assert_eq!(reverse.first().map(String::as_str), Some("Zed"), "{reverse:?}");
+}
+
+#[actix_web::test]
 async fn pagination_shows_fifty_per_page() {
     let app = common::spawn().await;
     app.create_many("slack", "bot_token", 55, |i| format!("Conn {i:02}"), &[("field:token", SLACK_TOKEN)])

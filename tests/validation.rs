@@ -456,7 +456,9 @@ async fn htmx_refused_save_answers_out_of_band_errors_without_secrets() {
 }
 
 /// Bad creates as (fields, field with the error, message).
-fn bad_creates() -> Vec<(Vec<(&'static str, String)>, &'static str, &'static str)> {
+type BadCreate = (Vec<(&'static str, String)>, &'static str, &'static str);
+
+fn bad_creates() -> Vec<BadCreate> {
     let base =
         |component: &'static str, method: &'static str, name: String, extra: &[(&'static str, String)]| {
             let mut fields =

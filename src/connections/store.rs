@@ -18,6 +18,14 @@ use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
 
+/// How names are compared for search and sort: lower case, accents
+/// removed, so "émile" finds "Émile" and sorts with the other E's.
+pub fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    text.nfd().filter(|c| !is_combining_mark(*c)).collect::<String>().to_lowercase()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no such connection in this environment")]
@@ -124,7 +132,7 @@ pub fn insert(
                 connections::environment.eq(environment.as_str()),
                 connections::component.eq(component),
                 connections::name.eq(&draft.name),
-                connections::name_key.eq(draft.name.to_lowercase()),
+                connections::name_key.eq(fold(&draft.name)),
                 connections::auth_method.eq(&draft.auth_method),
                 connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
                 connections::secret_fields.eq(join_list(draft.secrets.keys())),
@@ -190,7 +198,7 @@ pub fn update(
         )
         .set((
             connections::name.eq(&draft.name),
-            connections::name_key.eq(draft.name.to_lowercase()),
+            connections::name_key.eq(fold(&draft.name)),
             connections::auth_method.eq(&draft.auth_method),
             connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
             connections::secrets.eq(bytes),
@@ -433,7 +441,7 @@ fn filtered<'a>(environment: Environment, query: &'a ListQuery, tag: Option<TagI
         q = q.filter(connections::status.eq(status.as_str()));
     }
     if let Some(search) = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = fold(search).replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         q = q.filter(connections::name_key.like(format!("%{escaped}%")).escape('\\'));
     }
     q

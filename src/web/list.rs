@@ -42,7 +42,12 @@ impl Filter {
     fn clean(mut self) -> Filter {
         // Long values are kept: they match nothing, as they should, rather
         // than being dropped and matching everything.
-        let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        // Control characters (a NUL, say) can match no name; PostgreSQL
+        // would refuse them outright.
+        let keep = |v: Option<String>| {
+            v.map(|s| s.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
         self.component = keep(self.component);
         self.tag = keep(self.tag);
         self.status = keep(self.status).filter(|s| Status::parse(s).is_some());
