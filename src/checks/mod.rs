@@ -275,11 +275,17 @@ async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), Outcom
 /// A failed request, in words. Only our own wording: the client's messages
 /// carry the URL, which may hold a key.
 fn classify(error: &reqwest::Error) -> Outcome {
+    // The policy's refusal travels inside the client's "dns error"; look for
+    // it first, wherever it is in the chain.
     let mut source = error.source();
     while let Some(cause) = source {
         if let Some(blocked) = cause.downcast_ref::<network::Blocked>() {
             return Outcome::Blocked(blocked.to_string());
         }
+        source = cause.source();
+    }
+    let mut source = error.source();
+    while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {

@@ -172,8 +172,9 @@ pub fn start(state: Arc<AppState>, concurrency: usize) -> std::io::Result<Schedu
     Ok(Schedule { stop })
 }
 
-/// One round: every due connection whose lease this process gets.
-async fn run_due(state: &Arc<AppState>, owner: &str, concurrency: usize) -> Result<(), CheckError> {
+/// One round: every due connection whose lease `owner` gets. Several
+/// processes may run rounds at the same time; each due check runs once.
+pub async fn run_due(state: &Arc<AppState>, owner: &str, concurrency: usize) -> Result<(), CheckError> {
     let now = Utc::now().naive_utc();
     let spread = TimeDelta::from_std(state.check_interval.mul_f64(random_fraction())).unwrap_or_default();
     let due = state
