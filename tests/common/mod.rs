@@ -20,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     pub database_url: String,
+    /// What the running application's handlers share.
+    pub state: std::sync::Arc<plugboard::state::AppState>,
     postgres: Option<(String, String)>,
 }
 
@@ -86,11 +88,36 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let database_url = settings.database_url();
     let app = Application::build(&settings).expect("application starts");
+    let state = app.state();
     let base = format!("http://{}", app.addr());
     actix_web::rt::spawn(app.run());
     let client =
         reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
-    TestApp { base, client, data_dir, database_url, postgres }
+    TestApp { base, client, data_dir, database_url, state, postgres }
+}
+
+/// A second Plugboard process on the same database and data folder (so the
+/// same keys), as several processes behind a load balancer run. It does not
+/// own the database: `first` drops it.
+pub async fn spawn_sibling(first: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let own_dir = tempfile::tempdir().expect("temporary folder");
+    let mut settings = Settings::with_data_dir(first.data_dir.path());
+    settings.database_url = Some(first.database_url.clone());
+    configure(&mut settings);
+    let app = Application::build(&settings).expect("second process starts");
+    let state = app.state();
+    let base = format!("http://{}", app.addr());
+    actix_web::rt::spawn(app.run());
+    let client =
+        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
+    TestApp {
+        base,
+        client,
+        data_dir: own_dir,
+        database_url: first.database_url.clone(),
+        state,
+        postgres: None,
+    }
 }
 
 pub async fn spawn() -> TestApp {
