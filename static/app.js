@@ -7,10 +7,20 @@
   var dialog = function () { return document.getElementById("dialog"); };
 
   function openDialog(d) {
-    if (!d.open) {
+    var wasOpen = d.open;
+    if (!wasOpen) {
       d.showModal();
     }
-    var first = d.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button, a[href]");
+    // A refused save has already moved the focus to the field to fix.
+    var active = document.activeElement;
+    if (wasOpen && active && active !== d && d.contains(active)) {
+      return;
+    }
+    // In order of preference, not of position: the close link comes first
+    // in the markup but should not take the focus.
+    var first = d.querySelector("[autofocus]") ||
+      d.querySelector("input:not([type=hidden]), select, textarea") ||
+      d.querySelector("button, a[href]");
     if (first) {
       first.focus();
     }
