@@ -70,6 +70,9 @@ impl Outcome {
 /// Makes checks. One per process; its HTTP client is shared.
 pub struct Checker {
     client: reqwest::Client,
+    /// Also applied here to URLs that name an IP address, which the client
+    /// connects to without asking the resolver.
+    policy: Arc<NetworkPolicy>,
     timeout: Duration,
     /// Fixed signing time, for comparing with published AWS test vectors.
     clock: Option<SystemTime>,
@@ -79,7 +82,7 @@ impl Checker {
     pub fn new(timeout: Duration, policy: NetworkPolicy) -> Checker {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(network::PolicyResolver(policy)))
+            .dns_resolver(Arc::new(network::PolicyResolver(policy.clone())))
             // Credentials never follow a redirect to another host or scheme.
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let first = &attempt.previous()[0];
@@ -93,7 +96,7 @@ impl Checker {
             .user_agent(concat!("Plugboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
-        Checker { client, timeout, clock: None }
+        Checker { client, policy, timeout, clock: None }
     }
 
     pub fn with_clock(mut self, at: SystemTime) -> Checker {
@@ -131,7 +134,25 @@ impl Checker {
         }
     }
 
+    /// A URL whose host is an IP address, judged by the policy.
+    fn refuse_literal(&self, url: &url::Url) -> Option<Outcome> {
+        let ip: std::net::IpAddr = match url.host()? {
+            url::Host::Ipv4(v4) => v4.into(),
+            url::Host::Ipv6(v6) => v6.into(),
+            url::Host::Domain(_) => return None,
+        };
+        (!self.policy.allows(ip))
+            .then(|| Outcome::Blocked(format!("{ip} is not an address checks may reach")))
+    }
+
     async fn execute(&self, plan: Plan<'_>, secrets: &[&str]) -> Outcome {
+        let target = match &plan {
+            Plan::ClientCredentials { token_url, .. } => token_url,
+            Plan::Test { url, .. } => url,
+        };
+        if let Some(refused) = self.refuse_literal(target) {
+            return refused;
+        }
         match plan {
             Plan::ClientCredentials { token_url, client_id, client_secret, scopes } => {
                 let mut form = vec![("grant_type", "client_credentials".to_owned())];
@@ -347,12 +368,20 @@ fn evaluate(status: u16, body: &[u8], expect: &TestRequest, secrets: &[&str]) ->
             Some(value) => {
                 return match code {
                     Some(code) => Outcome::Rejected { status: None, code: Some(code) },
-                    None => Outcome::Unexpected(format!(
-                        "`{}` is {} instead of {}",
-                        expectation.pointer.trim_start_matches('/'),
-                        short(&value.to_string()),
-                        expectation.equals
-                    )),
+                    None => {
+                        let shown = value.to_string();
+                        // The service may echo what it was sent; never repeat a secret.
+                        let shown = if secrets.iter().any(|secret| shown.contains(secret)) {
+                            "another value".to_owned()
+                        } else {
+                            short(&shown)
+                        };
+                        Outcome::Unexpected(format!(
+                            "`{}` is {shown} instead of {}",
+                            expectation.pointer.trim_start_matches('/'),
+                            expectation.equals
+                        ))
+                    }
                 };
             }
             None => {
