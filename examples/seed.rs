@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&data_dir)?;
     let (keyring, _) = Keyring::load_or_create(&settings.encryption_key_path())?;
     let catalog = Catalog::load(None)?;
-    let (pool, _) = plugboard::db::connect(&settings.database_url(), 1)?;
+    let (pool, _) = plugboard::db::connect(&settings.database_url(), 1, 10)?;
     let mut conn = pool.get()?;
     let tag_names = ["billing", "marketing", "ops", "eu", "us", "critical", "sandbox", "team-a"];
     let components = catalog.components();

@@ -145,6 +145,17 @@ impl Keyring {
         Ok((keyring, created))
     }
 
+    /// Keys given in configuration: the key file's format, with `;` allowed
+    /// between entries.
+    pub fn from_config(text: &str) -> Result<Keyring, KeyFileError> {
+        let text = Zeroizing::new(text.replace(';', "\n"));
+        Self::parse(&text).map_err(|(line, message)| KeyFileError::Malformed {
+            path: "PLUGBOARD_ENCRYPTION_KEYS".into(),
+            line,
+            message,
+        })
+    }
+
     fn parse(text: &str) -> Result<Keyring, (usize, String)> {
         let mut keys = Vec::new();
         for (i, line) in text.lines().enumerate() {

@@ -50,6 +50,8 @@ pub enum StartupError {
     KeyFile(#[from] crypto::KeyFileError),
     #[error("session key {path}: {source}")]
     SessionKey { path: String, source: std::io::Error },
+    #[error("PLUGBOARD_SESSION_KEY must be at least 128 hex digits (64 bytes)")]
+    SessionKeyValue,
     #[error(transparent)]
     Database(#[from] db::DbError),
     #[error("PLUGBOARD_ALLOW_NETWORKS: {0}")]
@@ -77,25 +79,43 @@ impl Application {
         let catalog = Catalog::load(settings.catalog.as_deref())?;
         tracing::info!(components = catalog.components().len(), "component catalog loaded");
 
-        let key_path = settings.encryption_key_path();
-        let (keyring, created) = Keyring::load_or_create(&key_path)?;
-        if created {
-            tracing::warn!(
-                path = %key_path.display(),
-                "created a new encryption key (mode 0600); back it up: without it stored credentials cannot be decrypted"
-            );
-        }
-        let session_path = settings.session_key_path();
-        let (session_key, created) =
-            keyfile::load_or_create_session_key(&session_path).map_err(|source| {
-                StartupError::SessionKey { path: session_path.display().to_string(), source }
-            })?;
-        if created {
-            tracing::warn!(path = %session_path.display(), "created a new session key (mode 0600)");
-        }
+        let keyring = match &settings.encryption_keys {
+            Some(keys) => Keyring::from_config(&keys.0)?,
+            None => {
+                let key_path = settings.encryption_key_path();
+                let (keyring, created) = Keyring::load_or_create(&key_path)?;
+                if created {
+                    tracing::warn!(
+                        path = %key_path.display(),
+                        "created a new encryption key (mode 0600); back it up: without it stored credentials cannot be decrypted"
+                    );
+                }
+                keyring
+            }
+        };
+        let session_key = match &settings.session_key {
+            Some(hex_key) => zeroize::Zeroizing::new(
+                hex::decode(hex_key.0.trim())
+                    .ok()
+                    .filter(|k| k.len() >= 64)
+                    .ok_or(StartupError::SessionKeyValue)?,
+            ),
+            None => {
+                let session_path = settings.session_key_path();
+                let (session_key, created) =
+                    keyfile::load_or_create_session_key(&session_path).map_err(|source| {
+                        StartupError::SessionKey { path: session_path.display().to_string(), source }
+                    })?;
+                if created {
+                    tracing::warn!(path = %session_path.display(), "created a new session key (mode 0600)");
+                }
+                session_key
+            }
+        };
         let session_key = Key::from(&session_key);
 
-        let (pool, backend) = db::connect(&settings.database_url(), settings.pool_size)?;
+        let (pool, backend) =
+            db::connect(&settings.database_url(), settings.pool_size, settings.pool_timeout)?;
         tracing::info!(database = ?backend, "database ready");
 
         let listener = TcpListener::bind(settings.bind)

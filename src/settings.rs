@@ -32,6 +32,22 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_CATALOG")]
     pub catalog: Option<PathBuf>,
 
+    /// The encryption keys themselves, instead of the key file: `<id> <64 hex
+    /// digits>` entries separated by `;`, the first one sealing. Give every
+    /// process of one deployment the same value.
+    #[arg(long, env = "PLUGBOARD_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub encryption_keys: Option<SecretValue>,
+
+    /// The session cookie key itself (128 hex digits), instead of the key
+    /// file; the same on every process so sessions work on all of them.
+    #[arg(long, env = "PLUGBOARD_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<SecretValue>,
+
+    /// Seconds to wait for a free database connection before failing a
+    /// request.
+    #[arg(long, env = "PLUGBOARD_POOL_TIMEOUT", default_value_t = 10)]
+    pub pool_timeout: u64,
+
     /// Most database connections held open at once.
     #[arg(long, env = "PLUGBOARD_POOL_SIZE", default_value_t = 8)]
     pub pool_size: u32,
@@ -83,6 +99,9 @@ impl Settings {
             database_url: None,
             catalog: None,
             pool_size: 4,
+            pool_timeout: 10,
+            encryption_keys: None,
+            session_key: None,
             workers: Some(1),
             check_timeout: 10,
             check_interval: Duration::from_secs(6 * 3600),
@@ -108,6 +127,23 @@ impl Settings {
 
     pub fn session_key_path(&self) -> PathBuf {
         self.data_dir.join("session.key")
+    }
+}
+
+/// A configuration value that must never be printed: its Debug is redacted.
+#[derive(Clone)]
+pub struct SecretValue(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(…)")
+    }
+}
+
+impl std::str::FromStr for SecretValue {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretValue(zeroize::Zeroizing::new(s.to_owned())))
     }
 }
 

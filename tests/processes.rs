@@ -160,3 +160,57 @@ async fn a_background_check_due_on_both_processes_runs_once() {
     assert_eq!(history.count("#check-panel table.checks tbody tr"), 2);
     assert!(history.text_of("#check-panel table.checks").contains("schedule"));
 }
+
+#[actix_web::test]
+async fn processes_with_their_own_folders_share_keys_given_as_configuration() {
+    let keys = "k1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let session = "ab".repeat(64);
+    let configure = |s: &mut plugboard::Settings| {
+        s.encryption_keys = Some(keys.parse().unwrap());
+        s.session_key = Some(session.parse().unwrap());
+    };
+    let a = common::spawn_with(configure).await;
+    // Its own data folder: nothing but the database and the configured keys in common.
+    let other_dir = tempfile::tempdir().unwrap();
+    let b = {
+        let mut settings = plugboard::Settings::with_data_dir(other_dir.path());
+        settings.database_url = Some(a.database_url.clone());
+        configure(&mut settings);
+        let app = plugboard::Application::build(&settings).unwrap();
+        let base = format!("http://{}", app.addr());
+        let state = app.state();
+        actix_web::rt::spawn(app.run());
+        (base, state)
+    };
+    assert!(!a.data_dir.path().join("encryption.key").exists(), "no key file when keys are configured");
+    let id = a.create("stripe", "Configured keys", &[("token", "sk_test_configured999")]).await;
+    // The other process opens the secret sealed by the first.
+    let environment = plugboard::environment::Environment::Development;
+    let secrets =
+        b.1.blocking(move |conn, state| {
+            plugboard::connections::store::open_secrets(
+                conn,
+                &state.keyring,
+                environment,
+                plugboard::connections::ConnectionId(id),
+            )
+        })
+        .await
+        .expect("the second process decrypts");
+    use secrecy::ExposeSecret;
+    assert_eq!(secrets["token"].expose_secret(), "sk_test_configured999");
+    // And accepts the first one's session.
+    a.switch_environment("production").await;
+    let page = a.client.get(format!("{}/", b.0)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("in Production"), "session from A honoured by B");
+}
+
+#[test]
+fn a_short_session_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = plugboard::Settings::with_data_dir(dir.path());
+    settings.session_key = Some("abcd".parse().unwrap());
+    let error = plugboard::Application::build(&settings).err().expect("refused").to_string();
+    assert!(error.contains("PLUGBOARD_SESSION_KEY"), "{error}");
+    assert!(!error.contains("abcd"), "{error}");
+}

@@ -198,7 +198,7 @@ impl r2d2::ManageConnection for Manager {
 /// brings its schema up to date. The first connection is made directly so
 /// that a refused connection or bad password stops start-up with the real
 /// message rather than a pool timeout.
-pub fn connect(url: &str, pool_size: u32) -> Result<(Pool, Backend), DbError> {
+pub fn connect(url: &str, pool_size: u32, timeout_secs: u64) -> Result<(Pool, Backend), DbError> {
     let backend = Backend::from_url(url)?;
     if let Backend::Sqlite { path } = &backend {
         if path != ":memory:" {
@@ -214,7 +214,7 @@ pub fn connect(url: &str, pool_size: u32) -> Result<(Pool, Backend), DbError> {
     drop(first);
     let pool = r2d2::Pool::builder()
         .max_size(pool_size.max(1))
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(Duration::from_secs(timeout_secs.max(1)))
         .build(manager)
         .map_err(|e| DbError::Pool(e.to_string()))?;
     Ok((pool, backend))

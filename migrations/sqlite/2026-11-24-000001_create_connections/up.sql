@@ -30,7 +30,7 @@ CREATE TABLE connections (
 CREATE INDEX connections_env_created ON connections (environment, created_at, id, name_key);
 CREATE INDEX connections_env_name ON connections (environment, name_key, id);
 CREATE INDEX connections_env_component ON connections (environment, component, created_at, id);
-CREATE INDEX connections_env_status ON connections (environment, status);
+CREATE INDEX connections_env_status ON connections (environment, status, created_at, id);
 
 CREATE TABLE tags (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
