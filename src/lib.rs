@@ -4,6 +4,8 @@
 //! The binary in `main.rs` only reads [`Settings`] and calls
 //! [`Application::build`]; tests build the very same application.
 
+pub mod accounts;
+pub mod audit;
 pub mod catalog;
 pub mod checks;
 pub mod connections;
@@ -15,6 +17,7 @@ pub mod keyfile;
 pub mod leases;
 pub mod settings;
 pub mod state;
+pub mod tag_admin;
 pub mod tags;
 pub mod web;
 
@@ -162,6 +165,7 @@ impl Application {
                 .default_service(aw::to(web::errors::not_found))
                 .wrap(from_fn(web::errors::error_pages))
                 .wrap(from_fn(web::csrf_guard))
+                .wrap(from_fn(web::require_user))
                 .wrap(session)
                 .wrap(from_fn(web::security_headers))
                 .wrap(from_fn(log_request))

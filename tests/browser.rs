@@ -37,6 +37,9 @@ async fn a_person_creates_filters_and_switches_environment_in_a_real_browser() {
     let b = &browser;
     step("browser started");
 
+    step("0. sign in");
+    b.sign_in(&app.base, common::ADMIN_EMAIL, common::PASSWORD).await;
+
     step("1. empty list");
     // 1. The empty list offers to create a connection.
     b.goto(&app.url("/")).await;
@@ -317,6 +320,7 @@ async fn readme_screenshot() {
     }
 
     let browser = Browser::start(&driver, &chromium, 1280, 800).await;
+    browser.sign_in(&app.base, common::ADMIN_EMAIL, common::PASSWORD).await;
     browser.goto(&app.url("/")).await;
     browser
         .wait_for(

@@ -70,6 +70,25 @@ async fn token(client: &reqwest::Client, base: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
+/// Signs in as the harness's admin, through this process's form.
+async fn sign_in(client: &reqwest::Client, base: &str) {
+    let html = client.get(format!("{base}/sign-in")).send().await.unwrap().text().await.unwrap();
+    let at =
+        html.find("name=\"csrf_token\" value=\"").expect("a token") + "name=\"csrf_token\" value=\"".len();
+    let token = html[at..at + 64].to_owned();
+    let res = client
+        .post(format!("{base}/sign-in"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", common::ADMIN_EMAIL),
+            ("password", common::PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
 #[actix_web::test]
 async fn two_processes_share_sessions_connections_and_locking() {
     // The database comes from the harness (SQLite file or a fresh
@@ -81,6 +100,7 @@ async fn two_processes_share_sessions_connections_and_locking() {
 
     // A session made on A works on B: same environment, same CSRF token.
     let browser = client();
+    sign_in(&browser, &a.base).await;
     let t = token(&browser, &a.base).await;
     let res = browser
         .post(format!("{}/environment", a.base))
@@ -181,6 +201,7 @@ async fn stopping_finishes_the_requests_in_flight() {
         ],
     );
     let browser = client();
+    sign_in(&browser, &p.base).await;
     let t = token(&browser, &p.base).await;
     let created = browser
         .post(format!("{}/connections", p.base))

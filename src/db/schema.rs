@@ -63,7 +63,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        must_change_password -> Bool,
+        session_epoch -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sign_in_failures (key) {
+        key -> Text,
+        failures -> Integer,
+        last_failure -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor_id -> Nullable<BigInt>,
+        actor -> Text,
+        action -> Text,
+        environment -> Nullable<Text>,
+        connection_id -> Nullable<BigInt>,
+        subject -> Text,
+        details -> Text,
+    }
+}
+
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
 diesel::joinable!(connection_checks -> connections (connection_id));
-diesel::allow_tables_to_appear_in_same_query!(connections, tags, connection_tags, connection_checks, leases);
+diesel::allow_tables_to_appear_in_same_query!(
+    connections,
+    tags,
+    connection_tags,
+    connection_checks,
+    leases,
+    users,
+    sign_in_failures,
+    audit_events
+);

@@ -6,14 +6,17 @@ use std::future::{Ready, ready};
 use actix_session::{Session, SessionExt};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payload};
 use askama::Template;
 
+use crate::accounts::User;
 use crate::environment::Environment;
 use crate::error::AppError;
 
 const ENVIRONMENT_KEY: &str = "environment";
 const CSRF_KEY: &str = "csrf";
+const USER_KEY: &str = "user";
+const EPOCH_KEY: &str = "epoch";
 
 /// The typed session: its keys are defined here and nowhere else.
 pub struct UserSession(Session);
@@ -50,6 +53,25 @@ impl UserSession {
         token
     }
 
+    /// The signed-in account's id and the session epoch it signed in at.
+    pub fn user(&self) -> Option<(i64, i32)> {
+        let id = self.0.get::<i64>(USER_KEY).ok().flatten()?;
+        let epoch = self.0.get::<i32>(EPOCH_KEY).ok().flatten()?;
+        Some((id, epoch))
+    }
+
+    /// Signs in: a new session id (against fixation), a new CSRF token.
+    pub fn sign_in(&self, id: i64, epoch: i32) -> Result<(), AppError> {
+        self.0.renew();
+        self.0.remove(CSRF_KEY);
+        self.0.insert(USER_KEY, id).map_err(AppError::internal)?;
+        self.0.insert(EPOCH_KEY, epoch).map_err(AppError::internal)
+    }
+
+    pub fn sign_out(&self) {
+        self.0.purge();
+    }
+
     pub fn stored_csrf_token(&self) -> Option<String> {
         self.0.get::<String>(CSRF_KEY).ok().flatten()
     }
@@ -61,6 +83,8 @@ pub struct Ctx {
     pub csrf: String,
     /// htmx wants a fragment rather than a whole page.
     pub fragment: bool,
+    /// The signed-in person (set by `web::auth`); `None` only on public pages.
+    pub user: Option<User>,
 }
 
 impl FromRequest for Ctx {
@@ -73,6 +97,7 @@ impl FromRequest for Ctx {
             environment: session.environment(),
             csrf: session.csrf_token(),
             fragment: wants_fragment(req),
+            user: req.extensions().get::<User>().cloned(),
         }))
     }
 }
@@ -92,9 +117,25 @@ pub struct Page<'a> {
     pub environments: [Environment; 3],
     pub csrf: &'a str,
     pub body: &'a str,
+    pub user: Option<&'a User>,
 }
 
 impl Ctx {
+    /// The signed-in person; handlers behind `web::auth` always have one.
+    pub fn user(&self) -> Result<&User, AppError> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| AppError::new(StatusCode::UNAUTHORIZED, "Sign in", "Sign in to continue."))
+    }
+
+    pub fn can_edit(&self) -> bool {
+        self.user.as_ref().is_some_and(User::is_member)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(User::is_admin)
+    }
+
     /// The fragment alone for htmx, wrapped in the page layout otherwise.
     pub fn respond(
         &self,
@@ -112,6 +153,7 @@ impl Ctx {
                 environments: Environment::ALL,
                 csrf: &self.csrf,
                 body: &body,
+                user: self.user.as_ref(),
             }
             .render()
             .map_err(AppError::internal)?

@@ -220,6 +220,8 @@ pub struct Workspace<'a> {
     pub sorts: [Sort; 4],
     pub active: i64,
     pub not_active: i64,
+    /// Members and admins see the buttons that change connections.
+    pub can_edit: bool,
 }
 
 impl Workspace<'_> {
@@ -314,6 +316,7 @@ async fn index(state: State, ctx: Ctx, filter: web::Query<Filter>) -> Result<Htt
         sorts: Sort::ALL,
         active: loaded.statuses.0,
         not_active: loaded.statuses.1,
+        can_edit: ctx.can_edit(),
     };
     ctx.respond(StatusCode::OK, "Connections", &workspace)
 }

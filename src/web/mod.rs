@@ -3,6 +3,7 @@
 //! served as a fragment to htmx, which swaps it in place.
 
 pub mod assets;
+mod auth;
 mod check;
 mod connection_form;
 mod context;
@@ -14,6 +15,7 @@ mod form;
 mod health;
 mod list;
 mod security;
+mod tag_admin;
 mod tagging;
 
 use actix_web::web;
@@ -22,6 +24,7 @@ use crate::db::DbConnection;
 use crate::error::AppError;
 pub use crate::state::AppState;
 
+pub use auth::require_user;
 pub use context::Ctx;
 pub use csrf::csrf_guard;
 pub use security::security_headers;
@@ -31,12 +34,14 @@ pub type State = web::Data<AppState>;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
     health::routes(cfg);
+    auth::routes(cfg);
     list::routes(cfg);
     environment_switch::routes(cfg);
     connection_form::routes(cfg);
     check::routes(cfg);
     delete::routes(cfg);
     tagging::routes(cfg);
+    tag_admin::routes(cfg);
 }
 
 /// Runs blocking database work on the thread pool meant for it.

@@ -212,6 +212,16 @@ impl Browser {
         self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// Signs in through the sign-in page, as a person does.
+    pub async fn sign_in(&self, base: &str, email: &str, password: &str) {
+        self.goto(&format!("{base}/sign-in")).await;
+        self.wait_for("the sign-in form", "$('#email') && $('#password')").await;
+        self.type_into("#email", email).await;
+        self.type_into("#password", password).await;
+        self.click("button[type=submit]").await;
+        self.wait_for("signed in, on the list", "location.pathname === '/' && $('#workspace')").await;
+    }
+
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap_or_else(|e| panic!("could not open {url}: {e}"));
     }

@@ -91,9 +91,13 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let state = app.state();
     let base = format!("http://{}", app.addr());
     actix_web::rt::spawn(app.run());
-    let client =
-        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
-    TestApp { base, client, data_dir, database_url, state, postgres }
+    let client = new_client();
+    let app = TestApp { base, client, data_dir, database_url, state, postgres };
+    // Every test starts signed in as an admin, as a person using the page
+    // would be; tests of access rules make their own clients.
+    app.add_user(ADMIN_EMAIL, plugboard::accounts::Role::Admin);
+    app.sign_in(&app.client, ADMIN_EMAIL).await;
+    app
 }
 
 /// A second Plugboard process on the same database and data folder (so the
@@ -108,20 +112,29 @@ pub async fn spawn_sibling(first: &TestApp, configure: impl FnOnce(&mut Settings
     let state = app.state();
     let base = format!("http://{}", app.addr());
     actix_web::rt::spawn(app.run());
-    let client =
-        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
-    TestApp {
+    let app = TestApp {
         base,
-        client,
+        client: new_client(),
         data_dir: own_dir,
         database_url: first.database_url.clone(),
         state,
         postgres: None,
-    }
+    };
+    app.sign_in(&app.client, ADMIN_EMAIL).await;
+    app
 }
 
 pub async fn spawn() -> TestApp {
     spawn_with(|_| {}).await
+}
+
+pub const ADMIN_EMAIL: &str = "admin@plugboard.test";
+/// Every test account's password.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A browser with no session yet.
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
 }
 
 pub fn random_hex(bytes: usize) -> String {
@@ -142,6 +155,51 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Creates an account directly in the database (password [`PASSWORD`]).
+    pub fn add_user(&self, email: &str, role: plugboard::accounts::Role) -> plugboard::accounts::User {
+        let mut conn = self.db();
+        plugboard::accounts::create(
+            &mut conn,
+            &plugboard::accounts::NewUser {
+                email,
+                name: "",
+                password: PASSWORD,
+                role,
+                must_change_password: false,
+            },
+        )
+        .expect("test account")
+    }
+
+    /// Signs `client` in through the sign-in form.
+    pub async fn sign_in(&self, client: &reqwest::Client, email: &str) {
+        let page = client.get(self.url("/sign-in")).send().await.expect("sign-in page").text().await.unwrap();
+        let token = {
+            let html = Html::parse_document(&page);
+            let selector = Selector::parse("input[name=csrf_token]").unwrap();
+            html.select(&selector)
+                .next()
+                .and_then(|e| e.value().attr("value"))
+                .expect("a CSRF token on the sign-in page")
+                .to_owned()
+        };
+        let response = client
+            .post(self.url("/sign-in"))
+            .form(&[("csrf_token", token.as_str()), ("email", email), ("password", PASSWORD)])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} signs in");
+    }
+
+    /// A new browser signed in as a new account with `role`.
+    pub async fn client_as(&self, email: &str, role: plugboard::accounts::Role) -> reqwest::Client {
+        self.add_user(email, role);
+        let client = new_client();
+        self.sign_in(&client, email).await;
+        client
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,0 +1,119 @@
+//! The audit trail: who did what, when, in which environment, and what
+//! changed, by field name only. Rows are only ever inserted.
+
+use chrono::{NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::accounts::User;
+use crate::connections::ConnectionId;
+use crate::db::schema::audit_events;
+use crate::db::{DbConnection, MultiBackend};
+use crate::environment::Environment;
+
+/// The actions recorded, as stored.
+pub const ACTIONS: [&str; 17] = [
+    "sign_in",
+    "sign_in_failed",
+    "sign_out",
+    "setup",
+    "password_change",
+    "connection_create",
+    "connection_edit",
+    "connection_delete",
+    "connection_check",
+    "connection_tag",
+    "connection_untag",
+    "tag_rename",
+    "tag_merge",
+    "tag_delete",
+    "user_create",
+    "user_role",
+    "user_disable",
+];
+
+/// Who acted: a person, or Plugboard itself (the background schedule).
+pub enum Actor<'a> {
+    Person(&'a User),
+    /// Someone not signed in (a failed sign-in), by the address typed.
+    Anonymous(&'a str),
+    System,
+}
+
+pub struct Event<'a> {
+    pub actor: Actor<'a>,
+    pub action: &'static str,
+    pub environment: Option<Environment>,
+    pub connection: Option<ConnectionId>,
+    /// What was acted on, in words: a connection's or tag's name, an email.
+    pub subject: &'a str,
+    /// Facts that are never secret: field names, old and new roles.
+    pub details: Value,
+}
+
+pub fn record(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
+    let (actor_id, actor) = match event.actor {
+        Actor::Person(user) => (Some(user.id.0), user.display()),
+        Actor::Anonymous(who) => (None, format!("(not signed in) {who}")),
+        Actor::System => (None, "Plugboard (schedule)".to_owned()),
+    };
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::at.eq(Utc::now().naive_utc()),
+            audit_events::actor_id.eq(actor_id),
+            audit_events::actor.eq(actor),
+            audit_events::action.eq(event.action),
+            audit_events::environment.eq(event.environment.map(Environment::as_str)),
+            audit_events::connection_id.eq(event.connection.map(|c| c.0)),
+            audit_events::subject.eq(event.subject),
+            audit_events::details.eq(event.details.to_string()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct Entry {
+    pub id: i64,
+    pub at: NaiveDateTime,
+    pub actor_id: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub environment: Option<String>,
+    pub connection_id: Option<i64>,
+    pub subject: String,
+    pub details: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub actor_id: Option<i64>,
+    pub connection_id: Option<i64>,
+    pub action: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+pub const PAGE: i64 = 100;
+
+/// The newest entries matching, newest first.
+pub fn list(conn: &mut DbConnection, query: &Query, page: i64) -> QueryResult<Vec<Entry>> {
+    let mut q = audit_events::table.into_boxed::<MultiBackend>();
+    if let Some(id) = query.actor_id {
+        q = q.filter(audit_events::actor_id.eq(id));
+    }
+    if let Some(id) = query.connection_id {
+        q = q.filter(audit_events::connection_id.eq(id));
+    }
+    if let Some(action) = &query.action {
+        q = q.filter(audit_events::action.eq(action.clone()));
+    }
+    if let Some(from) = query.from {
+        q = q.filter(audit_events::at.ge(from.and_hms_opt(0, 0, 0).unwrap_or_default()));
+    }
+    if let Some(to) = query.to {
+        let end = to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).unwrap_or_default();
+        q = q.filter(audit_events::at.lt(end));
+    }
+    q.order(audit_events::id.desc()).limit(PAGE).offset((page.max(1) - 1) * PAGE).load(conn)
+}
