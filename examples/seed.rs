@@ -52,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             secrets,
             kept_secrets: Default::default(),
             tags: vec![TagName::parse(tag_names[i % tag_names.len()])?],
+            author: Some("seed".to_owned()),
         };
         store::insert(&mut conn, &keyring, environment, &component.key, &draft)?;
     }

@@ -8,6 +8,8 @@ use chrono::{NaiveDateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 
 use super::Outcome;
+use crate::accounts::User;
+use crate::audit::{self, Actor, Event};
 use crate::connections::{ConnectionId, StatusReport, StoreError, store};
 use crate::environment::Environment;
 use crate::leases;
@@ -48,11 +50,13 @@ impl From<BlockingError<StoreError>> for CheckError {
 }
 
 /// Checks one connection now and stores the result.
+/// `who` is the person who asked; `None` for the background schedule.
 pub async fn check_now(
     state: &Arc<AppState>,
     environment: Environment,
     id: ConnectionId,
     trigger: Trigger,
+    who: Option<&User>,
 ) -> Result<StatusReport, CheckError> {
     let (connection, secrets) =
         state.blocking(move |conn, s| store::for_check(conn, &s.keyring, environment, id)).await?;
@@ -72,6 +76,8 @@ pub async fn check_now(
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     let version = connection.version;
     let stored = report.clone();
+    let who = who.cloned();
+    let name = connection.name.clone();
     state
         .blocking(move |conn, _| {
             store::record_check(
@@ -84,7 +90,16 @@ pub async fn check_now(
                 duration_ms,
                 unreachable,
                 next,
-            )
+            )?;
+            audit::record(conn, Event {
+                actor: who.as_ref().map_or(Actor::System, Actor::Person),
+                action: "connection_check",
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &name,
+                details: serde_json::json!({ "trigger": trigger.as_str(), "status": stored.status.as_str() }),
+            })?;
+            Ok(())
         })
         .await?;
     tracing::info!(connection = %id, environment = %environment.as_str(), trigger = trigger.as_str(),
@@ -207,7 +222,7 @@ pub async fn run_due(state: &Arc<AppState>, owner: &str, concurrency: usize) -> 
             if !matches!(acquired, Ok(true)) {
                 return;
             }
-            if let Err(e) = check_now(state, due.environment, due.id, Trigger::Schedule).await {
+            if let Err(e) = check_now(state, due.environment, due.id, Trigger::Schedule, None).await {
                 tracing::warn!(connection = %due.id, "background check failed: {e}");
             }
             let owner_name = owner.to_owned();

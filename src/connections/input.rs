@@ -85,6 +85,8 @@ pub struct Draft {
     /// Secret fields left blank on edit whose stored value stays.
     pub kept_secrets: BTreeSet<String>,
     pub tags: Vec<TagName>,
+    /// Who saves it, for "created by" and "changed by".
+    pub author: Option<String>,
 }
 
 /// Checks `input` against the component's catalog entry. `stored_secrets`
@@ -163,6 +165,7 @@ pub fn validate(
             secrets,
             kept_secrets,
             tags,
+            author: None,
         }),
         _ => Err(errors),
     }

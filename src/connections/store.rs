@@ -140,6 +140,8 @@ pub fn insert(
                 connections::status_reason.eq(&unchecked.reason),
                 connections::created_at.eq(now),
                 connections::updated_at.eq(now),
+                connections::created_by.eq(&draft.author),
+                connections::updated_by.eq(&draft.author),
                 connections::version.eq(1),
             ))
             .returning(connections::id)
@@ -205,6 +207,7 @@ pub fn update(
             connections::secrets_key_id.eq(key_id),
             connections::secret_fields.eq(join_list(secrets.keys())),
             connections::updated_at.eq(Utc::now().naive_utc()),
+            connections::updated_by.eq(&draft.author),
             connections::version.eq(expected_version + 1),
             // New credentials have not been proven yet.
             connections::status.eq(Status::NotActive.as_str()),

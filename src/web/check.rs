@@ -9,7 +9,6 @@ use super::{Ctx, State, db};
 use crate::checks::schedule::{self, Trigger};
 use crate::connections::store::{self, CheckRecord};
 use crate::connections::{Connection, ConnectionId, StatusReport};
-use crate::environment::Environment;
 use crate::error::AppError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -33,8 +32,11 @@ impl CheckPanel<'_> {
 }
 
 /// Runs a check right after a save; says what it found, for the notice.
-pub async fn after_save(state: &State, environment: Environment, id: ConnectionId) -> String {
-    match schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Save).await {
+pub async fn after_save(state: &State, ctx: &Ctx, id: ConnectionId) -> String {
+    let environment = ctx.environment;
+    match schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Save, ctx.user.as_ref())
+        .await
+    {
         Ok(report) if report.status.is_active() => "ACTIVE".to_owned(),
         Ok(report) => format!("NOT ACTIVE ({})", report.reason),
         Err(e) => {
@@ -52,12 +54,13 @@ async fn check(
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let report = schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Manual)
-        .await
-        .map_err(|e| match e {
-            schedule::CheckError::Store(e) => AppError::from(e),
-            other => AppError::internal(other),
-        })?;
+    let report =
+        schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Manual, ctx.user.as_ref())
+            .await
+            .map_err(|e| match e {
+                schedule::CheckError::Store(e) => AppError::from(e),
+                other => AppError::internal(other),
+            })?;
     let wants_panel = req.headers().get("hx-target").is_some_and(|t| t.as_bytes() == b"check-panel");
     if !wants_panel {
         let verdict = if report.status.is_active() {

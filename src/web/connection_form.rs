@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::context::{after_change, html_response};
 use super::form::FormData;
 use super::{Ctx, State, db};
+use crate::audit::{self, Actor, Event};
 use crate::catalog::{AuthMethod, Component, Field};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
 use crate::connections::{ConnectionId, StoreError, store};
@@ -174,16 +175,31 @@ async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, 
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
     let input = read_input(&form);
     match input::validate(component, &input, None, &BTreeSet::new()) {
-        Ok(draft) => {
+        Ok(mut draft) => {
             let environment = ctx.environment;
             let key = component.key.clone();
             let name = draft.name.clone();
+            let user = ctx.user()?.clone();
+            draft.author = Some(user.display());
             let id = db(&state, move |conn, state| {
-                Ok(store::insert(conn, &state.keyring, environment, &key, &draft)?)
+                let id = store::insert(conn, &state.keyring, environment, &key, &draft)?;
+                let fields: Vec<&String> = draft.parameters.keys().chain(draft.secrets.keys()).collect();
+                let tags: Vec<&str> = draft.tags.iter().map(|t| t.as_str()).collect();
+                audit::record(conn, Event {
+                    actor: Actor::Person(&user),
+                    action: "connection_create",
+                    environment: Some(environment),
+                    connection: Some(id),
+                    subject: &draft.name,
+                    details: serde_json::json!({
+                        "component": key, "auth_method": draft.auth_method, "fields": fields, "tags": tags,
+                    }),
+                })?;
+                Ok(id)
             })
             .await?;
             tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
-            let verdict = super::check::after_save(&state, environment, id).await;
+            let verdict = super::check::after_save(&state, &ctx, id).await;
             Ok(saved(&ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
         }
         Err(errors) => {
@@ -293,10 +309,28 @@ async fn update(
             }
         };
     let name = draft.name.clone();
+    let user = ctx.user()?.clone();
+    let mut draft = draft;
+    draft.author = Some(user.display());
+    let changes = changed_fields(&connection, &draft);
     let saved_result = db(&state, move |conn, state| {
         match store::update(conn, &state.keyring, environment, id, version, &draft) {
             Err(StoreError::Conflict) => Ok(false),
-            other => other.map(|()| true).map_err(AppError::from),
+            Ok(()) => {
+                audit::record(
+                    conn,
+                    Event {
+                        actor: Actor::Person(&user),
+                        action: "connection_edit",
+                        environment: Some(environment),
+                        connection: Some(id),
+                        subject: &draft.name,
+                        details: changes,
+                    },
+                )?;
+                Ok(true)
+            }
+            Err(e) => Err(AppError::from(e)),
         }
     })
     .await?;
@@ -309,8 +343,38 @@ async fn update(
         return refused(&ctx, StatusCode::CONFLICT, mode, component, &input, &errors, &all_tags, &stored);
     }
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection updated");
-    let verdict = super::check::after_save(&state, environment, id).await;
+    let verdict = super::check::after_save(&state, &ctx, id).await;
     Ok(saved(&ctx, &format!("Saved \u{201c}{name}\u{201d}: {verdict}.")))
+}
+
+/// What an edit changes, by name only: never a value, so the audit trail
+/// holds no secret.
+fn changed_fields(
+    before: &crate::connections::Connection,
+    after: &crate::connections::Draft,
+) -> serde_json::Value {
+    let mut fields: Vec<String> = Vec::new();
+    if before.name != after.name {
+        fields.push("name".into());
+    }
+    if before.auth_method != after.auth_method {
+        fields.push("auth_method".into());
+    }
+    let keys: BTreeSet<&String> = before.parameters.keys().chain(after.parameters.keys()).collect();
+    for key in keys {
+        if before.parameters.get(key) != after.parameters.get(key) {
+            fields.push(key.clone());
+        }
+    }
+    // A secret typed again counts as changed: its value is never compared.
+    fields.extend(after.secrets.keys().cloned());
+    let old_tags: BTreeSet<String> = before.tags.iter().map(|t| t.name.to_lowercase()).collect();
+    let new_tags: BTreeSet<String> = after.tags.iter().map(|t| t.key()).collect();
+    serde_json::json!({
+        "fields": fields,
+        "tags_added": new_tags.difference(&old_tags).collect::<Vec<_>>(),
+        "tags_removed": old_tags.difference(&new_tags).collect::<Vec<_>>(),
+    })
 }
 
 fn read_input(form: &FormData) -> ConnectionInput {

@@ -184,6 +184,15 @@ pub fn after_change(ctx: &Ctx, notice: &str) -> HttpResponse {
         .body("")
 }
 
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/")),
+        ))
+        .finish()
+}
+
 pub fn back_to_list() -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, HeaderValue::from_static("/"))).finish()
 }

@@ -7,6 +7,7 @@ use askama::Template;
 
 use super::context::after_change;
 use super::{Ctx, State, db};
+use crate::audit::{self, Actor, Event};
 use crate::connections::{Connection, ConnectionId, store};
 use crate::environment::Environment;
 use crate::error::AppError;
@@ -38,9 +39,21 @@ async fn confirm(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpRespo
 async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
+    let user = ctx.user()?.clone();
     let connection = db(&state, move |conn, _| {
         let connection = store::get(conn, environment, id)?;
         store::delete(conn, environment, id)?;
+        audit::record(
+            conn,
+            Event {
+                actor: Actor::Person(&user),
+                action: "connection_delete",
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &connection.name,
+                details: serde_json::json!({ "component": connection.component }),
+            },
+        )?;
         Ok(connection)
     })
     .await?;

@@ -3,6 +3,7 @@
 //! served as a fragment to htmx, which swaps it in place.
 
 pub mod assets;
+mod audit_page;
 mod auth;
 mod check;
 mod connection_form;
@@ -14,6 +15,7 @@ pub mod errors;
 mod form;
 mod health;
 mod list;
+mod people;
 mod security;
 mod tag_admin;
 mod tagging;
@@ -35,6 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
     health::routes(cfg);
     auth::routes(cfg);
+    people::routes(cfg);
+    audit_page::routes(cfg);
     list::routes(cfg);
     environment_switch::routes(cfg);
     connection_form::routes(cfg);

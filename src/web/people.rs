@@ -1,0 +1,186 @@
+//! Admins manage people: add them with an initial password they must
+//! change, change roles, disable and enable accounts. The last admin can be
+//! neither demoted nor disabled.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use super::form::FormData;
+use super::{Ctx, State, db};
+use crate::accounts::{self, AccountError, NewUser, Role, User, UserId};
+use crate::audit::{self, Actor, Event};
+use crate::error::AppError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/users", web::get().to(page))
+        .route("/admin/users", web::post().to(add))
+        .route("/admin/users/{id}/role", web::post().to(set_role))
+        .route("/admin/users/{id}/disable", web::post().to(disable))
+        .route("/admin/users/{id}/enable", web::post().to(enable));
+}
+
+#[derive(Template)]
+#[template(path = "people_partial.html")]
+struct People<'a> {
+    csrf: &'a str,
+    me: &'a User,
+    people: &'a [User],
+    roles: [Role; 3],
+    error: Option<&'a str>,
+    email: &'a str,
+    name: &'a str,
+    role: Role,
+}
+
+async fn render(
+    state: &State,
+    ctx: &Ctx,
+    status: StatusCode,
+    error: Option<&str>,
+    typed: (&str, &str, Role),
+) -> Result<HttpResponse, AppError> {
+    let people = db(state, |conn, _| Ok(accounts::list(conn)?)).await?;
+    let page = People {
+        csrf: &ctx.csrf,
+        me: ctx.user()?,
+        people: &people,
+        roles: Role::ALL,
+        error,
+        email: typed.0,
+        name: typed.1,
+        role: typed.2,
+    };
+    ctx.respond(status, "People", &page)
+}
+
+async fn page(state: State, ctx: Ctx) -> Result<HttpResponse, AppError> {
+    render(&state, &ctx, StatusCode::OK, None, ("", "", Role::Member)).await
+}
+
+fn account_error(e: AccountError) -> Result<String, AppError> {
+    match e {
+        AccountError::Invalid(message) => Ok(message),
+        AccountError::EmailTaken => Ok("Someone already has an account with this email.".into()),
+        AccountError::LastAdmin => {
+            Ok("This is the last admin. Make someone else an admin first, so Plugboard is never without one."
+                .into())
+        }
+        AccountError::NotFound => Err(AppError::not_found("There is no such account.")),
+        AccountError::Database(e) => Err(AppError::from(e)),
+    }
+}
+
+async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
+    let me = ctx.user()?.clone();
+    let (email, name, password) = (form.text("email"), form.text("name"), form.text("password"));
+    let Some(role) = Role::parse(&form.text("role")) else {
+        return render(
+            &state,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Choose a role."),
+            (&email, &name, Role::Member),
+        )
+        .await;
+    };
+    let (e, n) = (email.clone(), name.clone());
+    let created = db(&state, move |conn, _| {
+        let created = accounts::create(
+            conn,
+            &NewUser { email: &e, name: &n, password: &password, role, must_change_password: true },
+        );
+        if let Ok(user) = &created {
+            audit::record(
+                conn,
+                Event {
+                    actor: Actor::Person(&me),
+                    action: "user_create",
+                    environment: None,
+                    connection: None,
+                    subject: &user.email,
+                    details: serde_json::json!({ "role": role.as_str() }),
+                },
+            )?;
+        }
+        Ok(created)
+    })
+    .await?;
+    match created {
+        Ok(_) => Ok(super::context::see_other("/admin/users")),
+        Err(e) => {
+            let message = account_error(e)?;
+            render(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, Some(&message), (&email, &name, role))
+                .await
+        }
+    }
+}
+
+/// Runs an account change, records it, and answers with the page again.
+async fn change(
+    state: State,
+    ctx: Ctx,
+    id: i64,
+    action: &'static str,
+    apply: impl FnOnce(&mut crate::db::DbConnection, UserId) -> Result<(User, serde_json::Value), AccountError>
+    + Send
+    + 'static,
+) -> Result<HttpResponse, AppError> {
+    let me = ctx.user()?.clone();
+    let result = db(&state, move |conn, _| {
+        let result = apply(conn, UserId(id));
+        if let Ok((user, details)) = &result {
+            audit::record(
+                conn,
+                Event {
+                    actor: Actor::Person(&me),
+                    action,
+                    environment: None,
+                    connection: None,
+                    subject: &user.email,
+                    details: details.clone(),
+                },
+            )?;
+        }
+        Ok(result)
+    })
+    .await?;
+    match result {
+        Ok(_) => Ok(super::context::see_other("/admin/users")),
+        Err(e) => {
+            let message = account_error(e)?;
+            render(&state, &ctx, StatusCode::CONFLICT, Some(&message), ("", "", Role::Member)).await
+        }
+    }
+}
+
+async fn set_role(
+    state: State,
+    ctx: Ctx,
+    id: web::Path<i64>,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let role = Role::parse(&form.text("role")).ok_or_else(|| {
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "Unknown role", "Choose Admin, Member or Viewer.")
+    })?;
+    change(state, ctx, id.into_inner(), "user_role", move |conn, id| {
+        let before = accounts::get(conn, id)?.role;
+        let user = accounts::set_role(conn, id, role)?;
+        Ok((user, serde_json::json!({ "from": before.as_str(), "to": role.as_str() })))
+    })
+    .await
+}
+
+async fn disable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    change(state, ctx, id.into_inner(), "user_disable", |conn, id| {
+        Ok((accounts::set_disabled(conn, id, true)?, serde_json::json!({ "disabled": true })))
+    })
+    .await
+}
+
+async fn enable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    change(state, ctx, id.into_inner(), "user_disable", |conn, id| {
+        Ok((accounts::set_disabled(conn, id, false)?, serde_json::json!({ "disabled": false })))
+    })
+    .await
+}
