@@ -198,6 +198,39 @@ impl Application {
     }
 }
 
+/// `plugboard create-admin`: an admin account without the browser. Returns
+/// the message to print.
+pub fn create_admin(settings: &Settings, email: &str, name: &str, password: &str) -> Result<String, String> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| format!("cannot create the data folder: {e}"))?;
+    let (pool, _) =
+        db::connect(&settings.database_url(), 1, settings.pool_timeout).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let user = accounts::create(
+        &mut conn,
+        &accounts::NewUser {
+            email,
+            name,
+            password,
+            role: accounts::Role::Admin,
+            must_change_password: false,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    audit::record(
+        &mut conn,
+        audit::Event {
+            actor: audit::Actor::System,
+            action: "user_create",
+            environment: None,
+            connection: None,
+            subject: &user.email,
+            details: serde_json::json!({ "role": "admin", "by": "create-admin command" }),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(format!("created admin {}", user.email))
+}
+
 /// One line per request: method, path (never the query or body, which may
 /// hold what users typed), status and time taken.
 async fn log_request(

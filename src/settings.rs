@@ -14,6 +14,9 @@ use clap::Parser;
     about = "Plugboard: manage the credentials your automations use to reach third-party services."
 )]
 pub struct Settings {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "PLUGBOARD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -89,11 +92,25 @@ pub struct Settings {
     pub log: String,
 }
 
+/// Tasks run instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Create an admin account, for scripted installs. The password is read
+    /// from PLUGBOARD_ADMIN_PASSWORD, or else from standard input.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
 impl Settings {
     /// Defaults for tests and embedders, with data kept in `data_dir`: a
     /// random port, one worker, and checks that reach only 127.0.0.1.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Settings {
         Settings {
+            command: None,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,

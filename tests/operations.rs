@@ -64,3 +64,32 @@ fn an_unreadable_sqlite_location_is_reported() {
     let message = start_error(&blocker.join("db.sqlite3").display().to_string());
     assert!(message.contains("cannot create the database folder"), "{message}");
 }
+
+#[test]
+fn create_admin_command_makes_an_account_that_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |email: &str, password: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plugboard"))
+            .env_clear()
+            .env("PLUGBOARD_DATA_DIR", dir.path())
+            .env("PLUGBOARD_ADMIN_PASSWORD", password)
+            .args(["create-admin", "--email", email, "--name", "Ops"])
+            .output()
+            .unwrap()
+    };
+    let ok = run("Ops@Example.com", "a long enough password");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("created admin ops@example.com"));
+    let short = run("two@example.com", "short");
+    assert!(!short.status.success());
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(stderr.contains("at least 12 characters") && !stderr.contains("short\n"), "{stderr}");
+    let again = run("ops@example.com", "another long password");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let mut conn =
+        plugboard::db::establish(&dir.path().join("plugboard.sqlite3").display().to_string()).unwrap();
+    let user =
+        plugboard::accounts::authenticate(&mut conn, "OPS@example.com", "a long enough password").unwrap();
+    assert_eq!(user.map(|u| u.role), Some(plugboard::accounts::Role::Admin));
+}
