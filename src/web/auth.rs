@@ -56,6 +56,11 @@ pub async fn require_user(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let path = req.path().to_owned();
+    // Assets and probes need no account: answer them without a query.
+    if path.starts_with("/static/") || path.starts_with("/icons/") || path == "/healthz" || path == "/readyz"
+    {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
     let public = is_public(&path);
     let Some(state) = req.app_data::<State>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
