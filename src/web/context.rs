@@ -199,7 +199,7 @@ pub fn back_to_list() -> HttpResponse {
 
 /// JSON with every non-ASCII character escaped, as a header value must be
 /// visible ASCII (a connection may well be named “Équipe”).
-fn ascii_json(value: &serde_json::Value) -> HeaderValue {
+pub(crate) fn ascii_json(value: &serde_json::Value) -> HeaderValue {
     let mut out = String::new();
     for c in value.to_string().chars() {
         if c.is_ascii() && !c.is_ascii_control() {

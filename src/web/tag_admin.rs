@@ -129,6 +129,16 @@ async fn rename(
         Err(e) => return Err(refusal(e, "Tag not renamed")),
     };
     tracing::info!(tag = %id, "tag renamed");
+    record(
+        &state,
+        &ctx,
+        "tag_rename",
+        &renamed.after.name,
+        serde_json::json!({
+            "from": renamed.before.name, "to": renamed.after.name,
+        }),
+    )
+    .await?;
     let notice = if renamed.before.name == renamed.after.name {
         format!("\u{201c}{}\u{201d} already has that name.", renamed.after.name)
     } else {
@@ -166,6 +176,16 @@ async fn merge(state: State, ctx: Ctx, id: web::Path<i64>, form: FormData) -> Re
     .await?
     .map_err(|e| refusal(e, "Tags not merged"))?;
     tracing::info!(tag = %source, into = %merged.target.id, moved = merged.moved, "tags merged");
+    record(
+        &state,
+        &ctx,
+        "tag_merge",
+        &merged.target.name,
+        serde_json::json!({
+            "from": merged.source.tag.name, "into": merged.target.name, "connections": merged.source.total(),
+        }),
+    )
+    .await?;
     let notice = format!(
         "Merged \u{201c}{}\u{201d} into \u{201c}{}\u{201d}: {} tagged.",
         merged.source.tag.name,
@@ -190,9 +210,37 @@ async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpRespon
         .await?
         .map_err(|e| refusal(e, "Tag not deleted"))?;
     tracing::info!(tag = %id, removed_from = usage.total(), "tag deleted");
+    record(&state, &ctx, "tag_delete", &usage.tag.name, serde_json::json!({ "connections": usage.total() }))
+        .await?;
     let notice =
         format!("Deleted the tag \u{201c}{}\u{201d} from {}.", usage.tag.name, connections(usage.total()));
     Ok(changed(&ctx, &notice))
+}
+
+/// Writes the audit row of a tag change.
+async fn record(
+    state: &State,
+    ctx: &Ctx,
+    action: &'static str,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    let user = ctx.user()?.clone();
+    let subject = subject.to_owned();
+    db(state, move |conn, _| {
+        Ok(crate::audit::record(
+            conn,
+            crate::audit::Event {
+                actor: crate::audit::Actor::Person(&user),
+                action,
+                environment: None,
+                connection: None,
+                subject: &subject,
+                details,
+            },
+        )?)
+    })
+    .await
 }
 
 /// What the user is told when a change is refused; `title` names what did
@@ -241,25 +289,7 @@ fn changed(ctx: &Ctx, notice: &str) -> HttpResponse {
     }
     let trigger = serde_json::json!({ "tags-changed": null, "plugboard-notice": notice });
     HttpResponse::Ok()
-        .insert_header((HeaderName::from_static("hx-trigger"), ascii_json(&trigger)))
+        .insert_header((HeaderName::from_static("hx-trigger"), super::context::ascii_json(&trigger)))
         .content_type("text/html; charset=utf-8")
         .body("")
-}
-
-/// JSON with every non-ASCII character escaped, as a header value must be
-/// visible ASCII (tags may well be named “équipe”). The same as the one in
-/// `context`, which is private to it.
-fn ascii_json(value: &serde_json::Value) -> HeaderValue {
-    let mut out = String::new();
-    for c in value.to_string().chars() {
-        if c.is_ascii() && !c.is_ascii_control() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("tags-changed"))
 }
