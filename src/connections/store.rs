@@ -170,6 +170,7 @@ pub fn update(
     draft: &Draft,
 ) -> Result<(), StoreError> {
     conn.transaction(|conn| {
+        lock_row(conn, id)?;
         let (component, version) = connections::table
             .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
             .select((connections::component, connections::version))
@@ -275,6 +276,7 @@ pub fn add_tag(
     name: &TagName,
 ) -> Result<(), StoreError> {
     conn.transaction(|conn| {
+        lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
         let tag_ids = tag_store::ensure(conn, std::slice::from_ref(name))?;
         let already: i64 = connection_tags::table
@@ -308,6 +310,7 @@ pub fn remove_tag(
     tag: TagId,
 ) -> Result<(), StoreError> {
     conn.transaction(|conn| {
+        lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
         diesel::delete(
             connection_tags::table
@@ -316,6 +319,16 @@ pub fn remove_tag(
         .execute(conn)?;
         Ok(())
     })
+}
+
+/// Takes the write lock before a transaction reads what it will change: a
+/// row lock on PostgreSQL, the database's write lock on SQLite (whose
+/// deferred transactions would otherwise fail with "database is locked"
+/// when two of them try to upgrade from reading to writing at once).
+fn lock_row(conn: &mut DbConnection, id: ConnectionId) -> QueryResult<usize> {
+    diesel::update(connections::table.find(id.0))
+        .set(connections::version.eq(connections::version))
+        .execute(conn)
 }
 
 fn ensure_exists(
@@ -552,6 +565,7 @@ pub fn record_check(
 ) -> Result<bool, StoreError> {
     let checked_at = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
     conn.transaction(|conn| {
+        lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
         diesel::insert_into(connection_checks::table)
             .values((
