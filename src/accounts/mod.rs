@@ -320,6 +320,14 @@ pub fn set_disabled(conn: &mut DbConnection, id: UserId, disabled: bool) -> Resu
     })
 }
 
+/// Ends every session of the account (sign-out).
+pub fn end_sessions(conn: &mut DbConnection, id: UserId) -> QueryResult<()> {
+    diesel::update(users::table.find(id.0))
+        .set(users::session_epoch.eq(users::session_epoch + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// A new password ends the account's other sessions; the caller renews its own.
 pub fn set_password(conn: &mut DbConnection, id: UserId, password: &str) -> Result<User, AccountError> {
     check_password_rules(password).map_err(AccountError::Invalid)?;

@@ -48,10 +48,11 @@ pub fn verdict(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Verdict>
             }
         }
     }
-    Ok(if worst >= REFUSE_AFTER {
+    // `worst` includes the attempt being judged (see `record_failure`).
+    Ok(if worst > REFUSE_AFTER {
         Verdict::Refuse(last_seen + TimeDelta::minutes(WINDOW_MINUTES))
-    } else if worst >= SLOW_AFTER {
-        Verdict::Slow(std::time::Duration::from_millis(500 * (worst - SLOW_AFTER + 1) as u64))
+    } else if worst > SLOW_AFTER {
+        Verdict::Slow(std::time::Duration::from_millis(500 * (worst - SLOW_AFTER) as u64))
     } else {
         Verdict::Allow
     })
@@ -59,29 +60,53 @@ pub fn verdict(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Verdict>
 
 pub fn record_failure(conn: &mut DbConnection, keys: &[String]) -> QueryResult<()> {
     let now = Utc::now().naive_utc();
+    let window_start = now - TimeDelta::minutes(WINDOW_MINUTES);
     for key in keys {
-        let failures = recent_failures(conn, key, now)?.map_or(0, |(f, _)| f) + 1;
-        let updated = diesel::update(sign_in_failures::table.find(key))
-            .set((sign_in_failures::failures.eq(failures), sign_in_failures::last_failure.eq(now)))
-            .execute(conn)?;
-        if updated == 0 {
-            let inserted = diesel::insert_into(sign_in_failures::table)
-                .values((
-                    sign_in_failures::key.eq(key),
-                    sign_in_failures::failures.eq(failures),
+        // Forget failures older than the window, then count this one with
+        // an increment in the database, so concurrent guesses are all counted.
+        diesel::update(
+            sign_in_failures::table.find(key).filter(sign_in_failures::last_failure.lt(window_start)),
+        )
+        .set(sign_in_failures::failures.eq(0))
+        .execute(conn)?;
+        let increment = |conn: &mut DbConnection| {
+            diesel::update(sign_in_failures::table.find(key))
+                .set((
+                    sign_in_failures::failures.eq(sign_in_failures::failures + 1),
                     sign_in_failures::last_failure.eq(now),
                 ))
-                .execute(conn);
-            match inserted {
-                Ok(_)
-                | Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => {}
-                Err(e) => return Err(e),
+                .execute(conn)
+        };
+        if increment(conn)? == 1 {
+            continue;
+        }
+        let inserted = diesel::insert_into(sign_in_failures::table)
+            .values((
+                sign_in_failures::key.eq(key),
+                sign_in_failures::failures.eq(1),
+                sign_in_failures::last_failure.eq(now),
+            ))
+            .execute(conn);
+        match inserted {
+            Ok(_) => {}
+            // Someone else's first failure got there first: count on top.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {
+                increment(conn)?;
             }
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+/// Takes back one counted attempt (a sign-in that succeeded from an address).
+pub fn take_back(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
+    diesel::update(sign_in_failures::table.find(key).filter(sign_in_failures::failures.gt(0)))
+        .set(sign_in_failures::failures.eq(sign_in_failures::failures - 1))
+        .execute(conn)?;
     Ok(())
 }
 

@@ -100,9 +100,9 @@ pub async fn require_user(
 
     let Some(user) = user else {
         if signed_in.is_some() {
-            // A disabled account or a password changed elsewhere: the
-            // session ends now.
-            session.sign_out();
+            // A disabled account, a new password or a sign-out elsewhere:
+            // the session ends now.
+            session.forget_user();
         }
         if public {
             return Ok(next.call(req).await?.map_into_left_body());
@@ -210,8 +210,30 @@ async fn sign_in(state: State, ctx: Ctx, req: HttpRequest, form: FormData) -> Re
             &SignInPage { csrf: &ctx.csrf, email: &email, error: Some(&message), setup: false, name: "" },
         )
     };
-    let check_keys = keys.clone();
-    match db(&state, move |conn, _| Ok(throttle::verdict(conn, &check_keys)?)).await? {
+    // Every attempt is counted before its password is checked, so that
+    // many guesses sent at once cannot all slip under the limit; a
+    // successful one takes its count back.
+    let (counted_keys, typed) = (keys.clone(), email.clone());
+    let verdict = db(&state, move |conn, _| {
+        throttle::record_failure(conn, &counted_keys)?;
+        let verdict = throttle::verdict(conn, &counted_keys)?;
+        if let throttle::Verdict::Refuse(_) = verdict {
+            audit::record(
+                conn,
+                Event {
+                    actor: Actor::Anonymous(&typed),
+                    action: "sign_in_failed",
+                    environment: None,
+                    connection: None,
+                    subject: &typed,
+                    details: serde_json::json!({ "refused": "too many failures" }),
+                },
+            )?;
+        }
+        Ok(verdict)
+    })
+    .await?;
+    match verdict {
         throttle::Verdict::Refuse(until) => {
             let minutes = (until - chrono::Utc::now().naive_utc()).num_minutes().max(1);
             return refuse(
@@ -230,7 +252,8 @@ async fn sign_in(state: State, ctx: Ctx, req: HttpRequest, form: FormData) -> Re
         let user = accounts::authenticate(conn, &typed, &password)?;
         match &user {
             Some(user) => {
-                throttle::clear(conn, &format!("account:{typed}"))?;
+                throttle::clear(conn, &keys[0])?;
+                throttle::take_back(conn, &keys[1])?;
                 audit::record(
                     conn,
                     Event {
@@ -244,7 +267,6 @@ async fn sign_in(state: State, ctx: Ctx, req: HttpRequest, form: FormData) -> Re
                 )?;
             }
             None => {
-                throttle::record_failure(conn, &keys)?;
                 audit::record(
                     conn,
                     Event {
@@ -272,9 +294,12 @@ async fn sign_in(state: State, ctx: Ctx, req: HttpRequest, form: FormData) -> Re
     Ok(see_other(if user.must_change_password { "/account/password" } else { "/" }))
 }
 
+/// Signing out ends every session of the account: with sessions kept in
+/// the cookie, a copy of this one would otherwise stay valid.
 async fn sign_out(state: State, ctx: Ctx, req: HttpRequest) -> Result<HttpResponse, AppError> {
     if let Some(user) = ctx.user.clone() {
         db(&state, move |conn, _| {
+            accounts::end_sessions(conn, user.id)?;
             Ok(audit::record(
                 conn,
                 Event {

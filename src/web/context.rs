@@ -72,6 +72,13 @@ impl UserSession {
         self.0.purge();
     }
 
+    /// Drops an account that may no longer use this session (disabled,
+    /// signed out elsewhere), keeping the rest so the sign-in form works.
+    pub fn forget_user(&self) {
+        self.0.remove(USER_KEY);
+        self.0.remove(EPOCH_KEY);
+    }
+
     pub fn stored_csrf_token(&self) -> Option<String> {
         self.0.get::<String>(CSRF_KEY).ok().flatten()
     }

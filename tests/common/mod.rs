@@ -495,3 +495,87 @@ impl TestApp {
         }
     }
 }
+
+// ---- accounts and the audit trail ----
+
+/// A browser with no session yet, whose cookies the test can read.
+pub fn new_client_with_jar() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    (client, jar)
+}
+
+impl TestApp {
+    /// A GET from another browser.
+    pub async fn get_as(&self, client: &reqwest::Client, path: &str) -> Page {
+        Self::page(client.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    /// A GET from another browser, as htmx asks.
+    pub async fn hx_get_as(&self, client: &reqwest::Client, path: &str) -> Page {
+        Self::page(client.get(self.url(path)).header("HX-Request", "true").send().await.expect("GET")).await
+    }
+
+    /// Another browser's CSRF token: from the password page when signed in,
+    /// else from the sign-in (or setup) page.
+    pub async fn csrf_as(&self, client: &reqwest::Client) -> String {
+        for path in ["/account/password", "/sign-in", "/setup"] {
+            let page = self.get_as(client, path).await;
+            if let Some(token) = page.attr("input[name=csrf_token]", "value") {
+                return token;
+            }
+        }
+        panic!("no page offers this browser a CSRF token");
+    }
+
+    /// A form post from another browser, with its CSRF token.
+    pub async fn post_as(&self, client: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf_as(client).await;
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        form.extend_from_slice(fields);
+        Self::page(client.post(self.url(path)).form(&form).send().await.expect("POST")).await
+    }
+
+    /// A post from another browser as htmx sends it.
+    pub async fn hx_post_as(&self, client: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf_as(client).await;
+        let response = client
+            .post(self.url(path))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
+        Self::page(response).await
+    }
+
+    /// Posts the sign-in form with any password; the answer as it came.
+    pub async fn sign_in_with(&self, client: &reqwest::Client, email: &str, password: &str) -> Page {
+        let token = self.csrf_as(client).await;
+        let form = [("csrf_token", token.as_str()), ("email", email), ("password", password)];
+        Self::page(client.post(self.url("/sign-in")).form(&form).send().await.expect("sign in")).await
+    }
+
+    /// Every audit row, oldest first, read straight from the database.
+    pub fn audit_rows(&self) -> Vec<plugboard::audit::Entry> {
+        use diesel::prelude::*;
+        use plugboard::db::schema::audit_events;
+        let mut conn = self.db();
+        audit_events::table.order(audit_events::id).load(&mut conn).expect("read audit events")
+    }
+
+    /// An account as stored.
+    pub fn user(&self, email: &str) -> plugboard::accounts::User {
+        let mut conn = self.db();
+        plugboard::accounts::list(&mut conn)
+            .expect("read accounts")
+            .into_iter()
+            .find(|u| u.email == email)
+            .unwrap_or_else(|| panic!("no account {email}"))
+    }
+}

@@ -1,0 +1,1079 @@
+//! Accounts and roles over HTTP: first-run setup, signing in and out, the
+//! sign-in throttle, what each role may do, managing people and changing
+//! one's own password.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_EMAIL, PASSWORD, Page, TestApp};
+use plugboard::accounts::Role;
+use reqwest::StatusCode;
+
+const GITHUB_TOKEN: &str = "ghp_ACCOUNTSMARKER123";
+const WRONG_PASSWORD: &str = "not the right password at all";
+const INITIAL_PASSWORD: &str = "initial password given 42";
+const NEW_PASSWORD: &str = "a brand new password of mine";
+
+const BAD_CREDENTIALS: &str = "That email and password do not match an active account.";
+const LAST_ADMIN: &str = "This is the last admin";
+
+// ---- helpers ----
+
+fn assert_status(page: &Page, status: StatusCode, what: &str) {
+    assert_eq!(page.status, status, "{what}: {}", page.body);
+}
+
+fn assert_redirect(page: &Page, to: &str, what: &str) {
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{what}: {}", page.body);
+    assert_eq!(page.header("location"), Some(to), "{what}");
+}
+
+/// The value of the session cookie the browser holds, if any.
+fn session_cookie(app: &TestApp, jar: &reqwest::cookie::Jar) -> Option<String> {
+    use reqwest::cookie::CookieStore;
+    let header = jar.cookies(&app.base.parse().unwrap())?;
+    header.to_str().ok()?.split("; ").find_map(|c| c.strip_prefix("plugboard_session=")).map(str::to_owned)
+}
+
+/// A browser that sends exactly this session cookie and keeps nothing.
+fn client_with_cookie(value: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("cookie", format!("plugboard_session={value}").parse().unwrap());
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A connection with one tag; returns their ids.
+async fn connection_with_tag(app: &TestApp) -> (i64, i64) {
+    let id = app.create("github", "Guarded Repo", &[("token", GITHUB_TOKEN), ("new_tags", "ops")]).await;
+    let tag = app.snapshot().tags.iter().find(|(_, n)| n == "ops").unwrap().0;
+    (id, tag)
+}
+
+/// Every connection route that changes something, with a form that would
+/// succeed for a member.
+fn connection_posts(id: i64, tag: i64) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+    vec![
+        (
+            "/connections".to_owned(),
+            vec![
+                ("component", "github"),
+                ("auth_method", "token"),
+                ("name", "Forged"),
+                ("field:token", "ghp_FORGED123"),
+            ],
+        ),
+        (format!("/connections/{id}"), vec![("version", "1"), ("auth_method", "token"), ("name", "Renamed")]),
+        (format!("/connections/{id}/delete"), vec![]),
+        (format!("/connections/{id}/tags"), vec![("tag", "forged")]),
+        (format!("/connections/{id}/tags/{tag}/delete"), vec![]),
+        (format!("/connections/{id}/check"), vec![]),
+    ]
+}
+
+/// The connection forms, which only members and admins may open.
+fn connection_forms(id: i64) -> Vec<String> {
+    vec![
+        "/connections/new".to_owned(),
+        "/connections/new?component=github".to_owned(),
+        format!("/connections/{id}/edit"),
+        format!("/connections/{id}/delete"),
+    ]
+}
+
+/// The admin area: pages, and posts with forms that would succeed.
+fn admin_pages(tag: i64) -> Vec<String> {
+    vec![
+        "/admin/users".to_owned(),
+        "/admin/audit".to_owned(),
+        "/tags".to_owned(),
+        format!("/tags/{tag}/merge"),
+        format!("/tags/{tag}/delete"),
+    ]
+}
+
+fn admin_posts(user: i64, tag: i64) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+    vec![
+        (
+            "/admin/users".to_owned(),
+            vec![
+                ("email", "forged@plugboard.test"),
+                ("name", ""),
+                ("role", "admin"),
+                ("password", "forged password 123"),
+            ],
+        ),
+        (format!("/admin/users/{user}/role"), vec![("role", "admin")]),
+        (format!("/admin/users/{user}/disable"), vec![]),
+        (format!("/admin/users/{user}/enable"), vec![]),
+        (format!("/tags/{tag}/rename"), vec![("name", "renamed")]),
+        (format!("/tags/{tag}/merge"), vec![("into", "other")]),
+        (format!("/tags/{tag}/delete"), vec![]),
+    ]
+}
+
+/// People as stored: (email, role, disabled, must change password, epoch).
+fn people(app: &TestApp) -> Vec<(String, String, bool, bool, i32)> {
+    let mut conn = app.db();
+    plugboard::accounts::list(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.email, u.role.as_str().to_owned(), u.disabled, u.must_change_password, u.session_epoch))
+        .collect()
+}
+
+fn forbidden_for(page: &Page, role: &str, needed: &str, what: &str) {
+    assert_status(page, StatusCode::FORBIDDEN, what);
+    assert!(
+        page.body.contains(&format!("Your role ({role}) cannot do this; it needs {needed}.")),
+        "{what}: {}",
+        page.body
+    );
+}
+
+/// Posts a password change from `client`.
+async fn change_password(app: &TestApp, client: &reqwest::Client, current: &str, new: &str) -> Page {
+    app.post_as(
+        client,
+        "/account/password",
+        &[("current_password", current), ("password", new), ("password_again", new)],
+    )
+    .await
+}
+
+/// Adds a person through the People page; the answer.
+async fn add_person(app: &TestApp, email: &str, role: &str, password: &str) -> Page {
+    app.post("/admin/users", &[("email", email), ("name", ""), ("role", role), ("password", password)]).await
+}
+
+fn say_try_again(page: &Page) {
+    assert_status(page, StatusCode::TOO_MANY_REQUESTS, "refused sign-in");
+    let text = page.text_of("#sign-in-error");
+    assert!(text.starts_with("Too many failed sign-ins. Try again in "), "{text}");
+    let minutes: String = text
+        .trim_start_matches("Too many failed sign-ins. Try again in ")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let minutes: i64 = minutes.parse().unwrap_or_else(|_| panic!("a number of minutes in {text:?}"));
+    assert!((1..=15).contains(&minutes), "{text}");
+    assert!(text.contains(" minute"), "{text}");
+}
+
+/// Moves every recorded sign-in failure `minutes` into the past.
+fn age_failures(app: &TestApp, minutes: i64) {
+    use diesel::prelude::*;
+    use plugboard::db::schema::sign_in_failures;
+    let mut conn = app.db();
+    let then = chrono::Utc::now().naive_utc() - chrono::TimeDelta::minutes(minutes);
+    diesel::update(sign_in_failures::table)
+        .set(sign_in_failures::last_failure.eq(then))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+fn forget_address_failures(app: &TestApp) {
+    use diesel::prelude::*;
+    use plugboard::db::schema::sign_in_failures;
+    let mut conn = app.db();
+    diesel::delete(sign_in_failures::table.filter(sign_in_failures::key.like("addr:%")))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+// ---- first run ----
+
+#[actix_web::test]
+async fn a_fresh_install_sends_everyone_to_setup_which_creates_the_first_admin_once() {
+    let app = common::spawn().await;
+    {
+        let mut conn = app.db();
+        use diesel::RunQueryDsl;
+        diesel::sql_query("DELETE FROM audit_events").execute(&mut conn).unwrap();
+        diesel::sql_query("DELETE FROM users").execute(&mut conn).unwrap();
+    }
+    let browser = common::new_client();
+    for path in ["/", "/connections/new", "/admin/users", "/account/password", "/sign-in"] {
+        assert_redirect(&app.get_as(&browser, path).await, "/setup", path);
+    }
+    let htmx = app.hx_get_as(&browser, "/").await;
+    assert_status(&htmx, StatusCode::UNAUTHORIZED, "htmx on a fresh install");
+    assert_eq!(htmx.header("hx-redirect"), Some("/setup"));
+    // The harness's browser was signed in as an account that is gone.
+    assert_redirect(&app.get("/").await, "/setup", "a session of a deleted account");
+
+    let setup = app.get_as(&browser, "/setup").await;
+    assert_status(&setup, StatusCode::OK, "setup page");
+    assert!(setup.text_of("h1").contains("Set up Plugboard"), "{}", setup.body);
+    assert_eq!(setup.count("form[action='/setup'] input[name=password_again]"), 1);
+
+    // Refused: the passwords differ, or are too short. Nothing is created.
+    let token = app.csrf_as(&browser).await;
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form = vec![("csrf_token", token.clone())];
+        form.extend(fields.into_iter().map(|(k, v)| (k, v.to_owned())));
+        let request = browser.post(app.url("/setup")).form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, body) = post(vec![
+        ("email", "first@plugboard.test"),
+        ("name", "First Admin"),
+        ("password", NEW_PASSWORD),
+        ("password_again", "something else entirely"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("The two passwords differ"), "{body}");
+    let (status, body) = post(vec![
+        ("email", "first@plugboard.test"),
+        ("name", "First Admin"),
+        ("password", "short"),
+        ("password_again", "short"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("Use at least 12 characters"), "{body}");
+    assert!(people(&app).is_empty());
+
+    // Accepted: the first admin, signed in at once.
+    let (status, _) = post(vec![
+        ("email", "First@Plugboard.test"),
+        ("name", "First Admin"),
+        ("password", NEW_PASSWORD),
+        ("password_again", NEW_PASSWORD),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let list = app.get_as(&browser, "/").await;
+    assert_status(&list, StatusCode::OK, "the list after setup");
+    assert!(list.text_of(".who").contains("First Admin <first@plugboard.test> · Admin"), "{}", list.body);
+    assert_eq!(people(&app), vec![("first@plugboard.test".into(), "admin".into(), false, false, 0)]);
+
+    // Once someone exists, setup is over: the page goes to sign-in and a
+    // second setup creates nobody, whatever it says.
+    let stranger = common::new_client();
+    assert_redirect(&app.get_as(&stranger, "/setup").await, "/sign-in", "setup after the first admin");
+    assert_status(&app.get_as(&stranger, "/sign-in").await, StatusCode::OK, "sign-in page");
+    let token = app.csrf_as(&stranger).await;
+    let response = stranger
+        .post(app.url("/setup"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "intruder@plugboard.test"),
+            ("name", "Intruder"),
+            ("password", NEW_PASSWORD),
+            ("password_again", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers().get("location").unwrap(), "/sign-in");
+    assert_eq!(people(&app).len(), 1, "a second setup creates nothing");
+    assert_redirect(&app.get_as(&stranger, "/").await, "/sign-in", "the stranger is not signed in");
+    // The first admin can sign in again with what they chose.
+    let again = common::new_client();
+    assert_redirect(&app.sign_in_with(&again, "first@plugboard.test", NEW_PASSWORD).await, "/", "sign in");
+}
+
+// ---- signing in and out ----
+
+#[actix_web::test]
+async fn a_wrong_password_is_refused_with_a_clear_message_and_no_session() {
+    let app = common::spawn().await;
+    let (browser, jar) = common::new_client_with_jar();
+    for (email, password) in
+        [(ADMIN_EMAIL, WRONG_PASSWORD), ("nobody@plugboard.test", PASSWORD), (ADMIN_EMAIL, "")]
+    {
+        let page = app.sign_in_with(&browser, email, password).await;
+        assert_status(&page, StatusCode::UNAUTHORIZED, email);
+        assert_eq!(page.text_of("#sign-in-error"), BAD_CREDENTIALS);
+        // The address typed is kept; the password is not written back.
+        assert_eq!(page.attr("input[name=email]", "value").as_deref(), Some(email));
+        assert_eq!(page.attr("input[name=password]", "value"), None);
+        if !password.is_empty() {
+            assert!(!page.body.contains(password));
+        }
+        assert_redirect(&app.get_as(&browser, "/").await, "/sign-in", "no session after a failure");
+    }
+    assert!(session_cookie(&app, &jar).is_some(), "the browser has an anonymous session for its token");
+}
+
+#[actix_web::test]
+async fn the_right_password_signs_in_with_a_new_session_id() {
+    let app = common::spawn().await;
+    let (browser, jar) = common::new_client_with_jar();
+    assert_status(&app.get_as(&browser, "/sign-in").await, StatusCode::OK, "sign-in page");
+    let before = session_cookie(&app, &jar).expect("an anonymous session holding the CSRF token");
+
+    // Any case and surrounding spaces in the address.
+    let page = app.sign_in_with(&browser, "  Admin@Plugboard.TEST ", PASSWORD).await;
+    assert_redirect(&page, "/", "sign in");
+    let after = session_cookie(&app, &jar).expect("a session");
+    assert_ne!(before, after, "signing in renews the session");
+
+    let list = app.get_as(&browser, "/").await;
+    assert_status(&list, StatusCode::OK, "the list");
+    assert!(list.text_of(".who").contains(&format!("{ADMIN_EMAIL} · Admin")), "{}", list.body);
+    // Signed in, the sign-in page goes to the list.
+    assert_redirect(&app.get_as(&browser, "/sign-in").await, "/", "sign-in page when signed in");
+
+    // The session from before signing in stays anonymous.
+    let fixated = client_with_cookie(&before);
+    assert_redirect(&app.get_as(&fixated, "/").await, "/sign-in", "the pre-sign-in session");
+}
+
+#[actix_web::test]
+async fn sign_out_ends_the_session() {
+    let app = common::spawn().await;
+    let (browser, jar) = common::new_client_with_jar();
+    assert_redirect(&app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await, "/", "sign in");
+    assert!(session_cookie(&app, &jar).is_some());
+    let page = app.post_as(&browser, "/sign-out", &[]).await;
+    assert_redirect(&page, "/sign-in", "sign out");
+    assert_eq!(session_cookie(&app, &jar), None, "the cookie is removed");
+    assert_redirect(&app.get_as(&browser, "/").await, "/sign-in", "after sign-out");
+    let htmx = app.hx_get_as(&browser, "/").await;
+    assert_status(&htmx, StatusCode::UNAUTHORIZED, "htmx after sign-out");
+    // Sessions live in the cookie, so signing out ends every session of the
+    // account (a copy of this one must not stay valid): other browsers of
+    // the same person are signed out too.
+    assert_redirect(&app.get("/").await, "/sign-in", "the other browser");
+}
+
+#[actix_web::test]
+async fn a_session_cookie_copied_before_sign_out_no_longer_works() {
+    let app = common::spawn().await;
+    let (browser, jar) = common::new_client_with_jar();
+    assert_redirect(&app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await, "/", "sign in");
+    let copied = session_cookie(&app, &jar).unwrap();
+    assert_status(&app.get_as(&client_with_cookie(&copied), "/").await, StatusCode::OK, "a copy works");
+    assert_redirect(&app.post_as(&browser, "/sign-out", &[]).await, "/sign-in", "sign out");
+    let replayed = app.get_as(&client_with_cookie(&copied), "/").await;
+    assert_redirect(&replayed, "/sign-in", "a copy of the signed-out session");
+}
+
+// ---- the sign-in throttle ----
+
+#[actix_web::test]
+async fn after_three_failures_sign_ins_are_slowed() {
+    let app = common::spawn().await;
+    app.add_user("slow@plugboard.test", Role::Member);
+    let browser = common::new_client();
+    let token = app.csrf_as(&browser).await;
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let response = browser
+            .post(app.url("/sign-in"))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", "slow@plugboard.test"),
+                ("password", WRONG_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        took.push(started.elapsed());
+    }
+    assert!(took[4] >= Duration::from_millis(500), "{took:?}");
+    assert!(took[4] >= took[0] + Duration::from_millis(500), "the fifth attempt waits: {took:?}");
+    assert!(took[4] > took[3], "each further attempt waits longer: {took:?}");
+    // Slowed, not refused: the right password still works.
+    assert_redirect(&app.sign_in_with(&browser, "slow@plugboard.test", PASSWORD).await, "/", "sign in");
+}
+
+#[actix_web::test]
+async fn after_ten_failures_an_account_is_refused_even_with_the_right_password() {
+    let app = common::spawn().await;
+    app.add_user("target@plugboard.test", Role::Admin);
+    app.add_user("bystander@plugboard.test", Role::Member);
+    let browser = common::new_client();
+    for attempt in 1..=10 {
+        let page = app.sign_in_with(&browser, "target@plugboard.test", WRONG_PASSWORD).await;
+        assert_status(&page, StatusCode::UNAUTHORIZED, &format!("attempt {attempt}"));
+    }
+    let page = app.sign_in_with(&browser, "target@plugboard.test", PASSWORD).await;
+    say_try_again(&page);
+    assert!(!page.body.contains(PASSWORD));
+    assert_redirect(&app.get_as(&browser, "/").await, "/sign-in", "not signed in");
+
+    // Per account: with the address's count forgotten (as if the guesses
+    // came from elsewhere), this account stays refused from a new browser
+    // and others sign in.
+    forget_address_failures(&app);
+    let elsewhere = common::new_client();
+    say_try_again(&app.sign_in_with(&elsewhere, "TARGET@plugboard.test", PASSWORD).await);
+    assert_redirect(
+        &app.sign_in_with(&elsewhere, "bystander@plugboard.test", PASSWORD).await,
+        "/",
+        "another account",
+    );
+    // Sessions already open are not affected.
+    assert_status(&app.get("/").await, StatusCode::OK, "the admin's session");
+
+    // Once the window has passed, the right password works again.
+    age_failures(&app, 16);
+    let later = common::new_client();
+    assert_redirect(
+        &app.sign_in_with(&later, "target@plugboard.test", PASSWORD).await,
+        "/",
+        "after the window",
+    );
+}
+
+#[actix_web::test]
+async fn failures_spread_over_many_accounts_from_one_address_are_refused() {
+    let app = common::spawn().await;
+    app.add_user("real@plugboard.test", Role::Member);
+    let browser = common::new_client();
+    for i in 0..10 {
+        let email = format!("guess{i}@plugboard.test");
+        let page = app.sign_in_with(&browser, &email, WRONG_PASSWORD).await;
+        assert_status(&page, StatusCode::UNAUTHORIZED, &email);
+    }
+    // No account failed more than once, but this address failed ten times.
+    say_try_again(&app.sign_in_with(&browser, "real@plugboard.test", PASSWORD).await);
+    let other_browser = common::new_client();
+    say_try_again(&app.sign_in_with(&other_browser, "real@plugboard.test", PASSWORD).await);
+    assert_redirect(&app.get_as(&other_browser, "/").await, "/sign-in", "not signed in");
+}
+
+/// Guesses sent all at once: no more than the limit may be checked against
+/// the password, and every failure counts.
+#[actix_web::test]
+async fn concurrent_guesses_cannot_exceed_the_limit() {
+    use diesel::prelude::*;
+    use plugboard::db::schema::sign_in_failures;
+    let app = common::spawn().await;
+    app.add_user("burst@plugboard.test", Role::Member);
+    let browser = common::new_client();
+    let token = app.csrf_as(&browser).await;
+    let attempts = (0..30).map(|i| {
+        let request = browser.post(app.url("/sign-in")).form(&[
+            ("csrf_token", token.clone()),
+            ("email", "burst@plugboard.test".to_owned()),
+            ("password", format!("guess number {i} of thirty")),
+        ]);
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert!(
+        statuses.iter().all(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "{statuses:?}"
+    );
+    // After all that, the right password is refused.
+    let failed = app.audit_rows().iter().filter(|r| r.action == "sign_in_failed").count();
+    let counted: i32 = sign_in_failures::table
+        .find("account:burst@plugboard.test")
+        .select(sign_in_failures::failures)
+        .first(&mut app.db())
+        .unwrap();
+    forget_address_failures(&app);
+    say_try_again(&app.sign_in_with(&common::new_client(), "burst@plugboard.test", PASSWORD).await);
+
+    let checked = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    assert_eq!(counted as usize, failed, "every failed guess is counted (lost updates otherwise)");
+    assert!(
+        checked <= plugboard::accounts::throttle::REFUSE_AFTER as usize,
+        "{checked} of 30 simultaneous guesses were checked against the password; at most 10 may be"
+    );
+}
+
+// ---- anonymous requests ----
+
+#[actix_web::test]
+async fn anonymous_requests_go_to_sign_in_and_change_nothing() {
+    let app = common::spawn().await;
+    let (id, tag) = connection_with_tag(&app).await;
+    let admin = app.user(ADMIN_EMAIL).id.0;
+    let before = (app.snapshot(), people(&app), app.audit_rows().len());
+    let browser = common::new_client();
+
+    let mut pages = vec!["/".to_owned(), "/?tag=ops".to_owned(), "/account/password".to_owned()];
+    pages.extend(connection_forms(id));
+    pages.extend(admin_pages(tag));
+    for path in &pages {
+        assert_redirect(&app.get_as(&browser, path).await, "/sign-in", path);
+        let htmx = app.hx_get_as(&browser, path).await;
+        assert_status(&htmx, StatusCode::UNAUTHORIZED, &format!("htmx {path}"));
+        assert_eq!(htmx.header("hx-redirect"), Some("/sign-in"), "htmx {path}");
+        assert!(!htmx.body.contains("<html"), "htmx gets a fragment");
+    }
+    // Posts, even with a valid token of the anonymous session.
+    let mut posts = connection_posts(id, tag);
+    posts.extend(admin_posts(admin, tag));
+    posts.push((
+        "/account/password".into(),
+        vec![("current_password", PASSWORD), ("password", NEW_PASSWORD), ("password_again", NEW_PASSWORD)],
+    ));
+    posts.push(("/environment".into(), vec![("environment", "production")]));
+    for (path, fields) in &posts {
+        let page = app.post_as(&browser, path, fields).await;
+        assert_status(&page, StatusCode::UNAUTHORIZED, path);
+        assert!(page.body.contains("Sign in again"), "{path}: {}", page.body);
+        let page = app.hx_post_as(&browser, path, fields).await;
+        assert_status(&page, StatusCode::UNAUTHORIZED, &format!("htmx {path}"));
+        assert_eq!(page.header("hx-redirect"), Some("/sign-in"), "htmx {path}");
+    }
+    assert_eq!((app.snapshot(), people(&app), app.audit_rows().len()), before);
+    assert!(!app.get("/").await.body.contains("Renamed"));
+}
+
+// ---- roles ----
+
+#[actix_web::test]
+async fn a_viewer_sees_the_list_without_edit_buttons() {
+    let app = common::spawn().await;
+    let (id, _) = connection_with_tag(&app).await;
+    let viewer = app.client_as("viewer@plugboard.test", Role::Viewer).await;
+    let page = app.get_as(&viewer, "/").await;
+    assert_status(&page, StatusCode::OK, "the list");
+    assert!(page.text_of(&format!("#connection-{id}")).contains("Guarded Repo"), "{}", page.body);
+    assert_eq!(page.texts(&format!("#connection-{id} .tag a")), vec!["ops"]);
+    assert!(page.text_of(".who").contains("viewer@plugboard.test · Viewer"));
+    for selector in [
+        "#new-connection",
+        "a[href='/connections/new']",
+        "a[href$='/edit']",
+        "a[href$='/delete']",
+        "form[action$='/check']",
+        "form[action$='/tags']",
+        "form[action*='/tags/']",
+        ".tag-remove",
+        "details.add-tag",
+        "a[href='/admin/users']",
+        "a[href='/admin/audit']",
+        "a[href='/tags']",
+    ] {
+        assert_eq!(page.count(selector), 0, "a viewer is not offered {selector}");
+    }
+    assert!(!page.body.contains(">Test<"), "no Test button");
+    // The fragment htmx loads is the same.
+    let fragment = app.hx_get_as(&viewer, "/").await;
+    assert_eq!(fragment.count("a[href$='/edit']") + fragment.count("form[action$='/check']"), 0);
+    // The empty state does not offer to create either.
+    app.post_as(&viewer, "/environment", &[("environment", "staging")]).await;
+    let empty = app.get_as(&viewer, "/").await;
+    assert!(empty.text_of(".empty-state").contains("Ask a member or an admin"), "{}", empty.body);
+    assert_eq!(empty.count("a[href='/connections/new']"), 0);
+
+    // The same list for a member has the buttons.
+    let member = app.client_as("member@plugboard.test", Role::Member).await;
+    let page = app.get_as(&member, "/").await;
+    assert_eq!(page.count("#new-connection"), 1);
+    assert_eq!(page.count(&format!("a[href='/connections/{id}/edit']")), 1);
+    assert_eq!(page.count(&format!("form[action='/connections/{id}/check']")), 1);
+    assert_eq!(page.count("a[href='/admin/users']"), 0, "members have no People link");
+}
+
+#[actix_web::test]
+async fn a_viewer_is_refused_every_change_and_every_form() {
+    let app = common::spawn().await;
+    let (id, tag) = connection_with_tag(&app).await;
+    let viewer = app.client_as("viewer@plugboard.test", Role::Viewer).await;
+    let before = (app.snapshot(), people(&app), app.audit_rows().len());
+    for (path, fields) in connection_posts(id, tag) {
+        forbidden_for(&app.post_as(&viewer, &path, &fields).await, "Viewer", "Member", &path);
+        let page = app.hx_post_as(&viewer, &path, &fields).await;
+        forbidden_for(&page, "Viewer", "Member", &format!("htmx {path}"));
+        assert!(!page.body.contains("<html"), "htmx gets a fragment");
+    }
+    for path in connection_forms(id) {
+        forbidden_for(&app.get_as(&viewer, &path).await, "Viewer", "Member", &path);
+        forbidden_for(&app.hx_get_as(&viewer, &path).await, "Viewer", "Member", &format!("htmx {path}"));
+    }
+    let admin = app.user(ADMIN_EMAIL).id.0;
+    for path in admin_pages(tag) {
+        forbidden_for(&app.get_as(&viewer, &path).await, "Viewer", "Admin", &path);
+    }
+    for (path, fields) in admin_posts(admin, tag) {
+        forbidden_for(&app.post_as(&viewer, &path, &fields).await, "Viewer", "Admin", &path);
+    }
+    assert_eq!((app.snapshot(), people(&app), app.audit_rows().len()), before);
+    // What a viewer may do: switch environment, change their own password.
+    let page = app.post_as(&viewer, "/environment", &[("environment", "staging")]).await;
+    assert_status(&page, StatusCode::SEE_OTHER, "environment switch");
+    assert_status(&app.get_as(&viewer, "/account/password").await, StatusCode::OK, "password page");
+}
+
+#[actix_web::test]
+async fn a_member_manages_connections_but_not_people_tags_or_the_audit_trail() {
+    let app = common::spawn().await;
+    let member = app.client_as("member@plugboard.test", Role::Member).await;
+
+    // Create, edit, test, tag, untag and delete.
+    assert_status(
+        &app.get_as(&member, "/connections/new?component=github").await,
+        StatusCode::OK,
+        "new form",
+    );
+    let page = app
+        .post_as(
+            &member,
+            "/connections",
+            &[
+                ("component", "github"),
+                ("auth_method", "token"),
+                ("name", "Member Repo"),
+                ("field:token", GITHUB_TOKEN),
+            ],
+        )
+        .await;
+    assert_redirect(&page, "/", "create");
+    let stored = app.snapshot().connections;
+    assert_eq!(stored.len(), 1);
+    let id = stored[0].id;
+    assert_status(
+        &app.get_as(&member, &format!("/connections/{id}/edit")).await,
+        StatusCode::OK,
+        "edit form",
+    );
+    let page = app
+        .post_as(
+            &member,
+            &format!("/connections/{id}"),
+            &[("version", "1"), ("auth_method", "token"), ("name", "Member Repo 2")],
+        )
+        .await;
+    assert_redirect(&page, "/", "edit");
+    assert_eq!(app.stored(id).unwrap().name, "Member Repo 2");
+    assert_redirect(&app.post_as(&member, &format!("/connections/{id}/check"), &[]).await, "/", "test");
+    assert_redirect(
+        &app.post_as(&member, &format!("/connections/{id}/tags"), &[("tag", "ops")]).await,
+        "/",
+        "tag",
+    );
+    let stored = app.stored(id).unwrap();
+    assert_eq!(stored.tags, vec!["ops"]);
+    let tag = app.snapshot().tags[0].0;
+
+    // The admin area stays closed.
+    let admin = app.user(ADMIN_EMAIL).id.0;
+    let before = (app.snapshot(), people(&app), app.audit_rows().len());
+    for path in admin_pages(tag) {
+        forbidden_for(&app.get_as(&member, &path).await, "Member", "Admin", &path);
+        forbidden_for(&app.hx_get_as(&member, &path).await, "Member", "Admin", &format!("htmx {path}"));
+    }
+    for (path, fields) in admin_posts(admin, tag) {
+        forbidden_for(&app.post_as(&member, &path, &fields).await, "Member", "Admin", &path);
+        forbidden_for(
+            &app.hx_post_as(&member, &path, &fields).await,
+            "Member",
+            "Admin",
+            &format!("htmx {path}"),
+        );
+    }
+    assert_eq!((app.snapshot(), people(&app), app.audit_rows().len()), before);
+    assert!(people(&app).iter().all(|p| p.0 != "forged@plugboard.test"));
+
+    let page = app.post_as(&member, &format!("/connections/{id}/tags/{tag}/delete"), &[]).await;
+    assert_redirect(&page, "/", "untag");
+    assert!(app.stored(id).unwrap().tags.is_empty());
+    assert_status(
+        &app.get_as(&member, &format!("/connections/{id}/delete")).await,
+        StatusCode::OK,
+        "confirm",
+    );
+    assert_redirect(&app.post_as(&member, &format!("/connections/{id}/delete"), &[]).await, "/", "delete");
+    assert!(app.stored(id).is_none());
+}
+
+#[actix_web::test]
+async fn an_admin_may_open_everything() {
+    let app = common::spawn().await;
+    let (id, tag) = connection_with_tag(&app).await;
+    let page = app.get("/").await;
+    for link in ["/tags", "/admin/users", "/admin/audit"] {
+        assert_eq!(page.count(&format!("header a[href='{link}']")), 1, "{link} in the header");
+    }
+    let mut paths = admin_pages(tag);
+    paths.extend(connection_forms(id));
+    for path in paths {
+        assert_status(&app.get(&path).await, StatusCode::OK, &path);
+        assert_status(&app.hx_get(&path).await, StatusCode::OK, &format!("htmx {path}"));
+    }
+    let page = app.post(&format!("/tags/{tag}/rename"), &[("name", "operations")]).await;
+    assert!(page.status.is_redirection() || page.status.is_success(), "{}", page.body);
+    assert_eq!(app.stored(id).unwrap().tags, vec!["operations"]);
+}
+
+// ---- people ----
+
+#[actix_web::test]
+async fn a_person_added_with_an_initial_password_must_change_it_first() {
+    let app = common::spawn().await;
+    let page = add_person(&app, "New.Person@plugboard.test", "member", INITIAL_PASSWORD).await;
+    assert_redirect(&page, "/admin/users", "add");
+    let person = app.user("new.person@plugboard.test");
+    assert_eq!((person.role, person.must_change_password, person.disabled), (Role::Member, true, false));
+    let people_page = app.get("/admin/users").await;
+    let row = people_page.text_of(&format!("tr[data-user='{}']", person.id));
+    assert!(row.contains("new.person@plugboard.test") && row.contains("must choose a password"), "{row}");
+    assert!(!people_page.body.contains(INITIAL_PASSWORD));
+
+    let browser = common::new_client();
+    let page = app.sign_in_with(&browser, "new.person@plugboard.test", INITIAL_PASSWORD).await;
+    assert_redirect(&page, "/account/password", "first sign-in");
+    for path in ["/", "/connections/new", "/?tag=ops", "/admin/users"] {
+        assert_redirect(&app.get_as(&browser, path).await, "/account/password", path);
+    }
+    let page = app.hx_get_as(&browser, "/").await;
+    assert_status(&page, StatusCode::FORBIDDEN, "htmx before the change");
+    assert!(page.body.contains("Choose a new password first."), "{}", page.body);
+    let before = app.snapshot();
+    let page = app
+        .post_as(
+            &browser,
+            "/connections",
+            &[
+                ("component", "github"),
+                ("auth_method", "token"),
+                ("name", "Early"),
+                ("field:token", GITHUB_TOKEN),
+            ],
+        )
+        .await;
+    assert_status(&page, StatusCode::FORBIDDEN, "a change before the password");
+    assert_eq!(app.snapshot(), before);
+
+    let form = app.get_as(&browser, "/account/password").await;
+    assert_status(&form, StatusCode::OK, "password page");
+    assert!(form.body.contains("a password chosen for you"), "{}", form.body);
+    assert_eq!(form.count("a[href='/']"), 1, "only the brand link: no Cancel");
+
+    // The initial password cannot be kept by typing a wrong current one.
+    let page = change_password(&app, &browser, WRONG_PASSWORD, NEW_PASSWORD).await;
+    assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, "wrong current password");
+    assert!(app.user("new.person@plugboard.test").must_change_password);
+
+    let page = change_password(&app, &browser, INITIAL_PASSWORD, NEW_PASSWORD).await;
+    assert_redirect(&page, "/", "password changed");
+    assert_status(&app.get_as(&browser, "/").await, StatusCode::OK, "the list afterwards");
+    assert_status(&app.get_as(&browser, "/connections/new").await, StatusCode::OK, "the new form afterwards");
+    assert!(!app.user("new.person@plugboard.test").must_change_password);
+    assert!(
+        !app.get("/admin/users")
+            .await
+            .text_of(&format!("tr[data-user='{}']", person.id))
+            .contains("must choose")
+    );
+
+    let fresh = common::new_client();
+    let page = app.sign_in_with(&fresh, "new.person@plugboard.test", INITIAL_PASSWORD).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "the initial password no longer works");
+    assert_redirect(
+        &app.sign_in_with(&fresh, "new.person@plugboard.test", NEW_PASSWORD).await,
+        "/",
+        "new one",
+    );
+}
+
+#[actix_web::test]
+async fn adding_a_person_refuses_a_taken_email_a_short_password_and_a_bad_address() {
+    let app = common::spawn().await;
+    assert_redirect(
+        &add_person(&app, "dup@plugboard.test", "viewer", INITIAL_PASSWORD).await,
+        "/admin/users",
+        "add",
+    );
+    let before = people(&app);
+    let cases = [
+        (
+            "DUP@plugboard.test ",
+            "member",
+            INITIAL_PASSWORD,
+            "Someone already has an account with this email.",
+        ),
+        (ADMIN_EMAIL, "admin", INITIAL_PASSWORD, "Someone already has an account with this email."),
+        ("short@plugboard.test", "member", "short pw", "Use at least 12 characters"),
+        ("not-an-address", "member", INITIAL_PASSWORD, "Enter an email address such as ada@example.com."),
+        ("norole@plugboard.test", "owner", INITIAL_PASSWORD, "Choose a role."),
+    ];
+    for (email, role, password, message) in cases {
+        let page = add_person(&app, email, role, password).await;
+        assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, email);
+        assert!(
+            page.text_of("#people-error").contains(message),
+            "{email}: {}",
+            page.text_of("#people-error")
+        );
+        assert_eq!(page.attr("#new-email", "value").as_deref(), Some(email), "the address typed is kept");
+        assert!(!page.body.contains(password), "the password typed is not sent back");
+    }
+    assert_eq!(people(&app), before, "nobody added");
+}
+
+#[actix_web::test]
+async fn changing_a_role_takes_effect_on_the_next_request() {
+    let app = common::spawn().await;
+    let member = app.client_as("member@plugboard.test", Role::Member).await;
+    let id = app.user("member@plugboard.test").id.0;
+    assert_status(&app.get_as(&member, "/connections/new").await, StatusCode::OK, "as a member");
+
+    assert_redirect(
+        &app.post(&format!("/admin/users/{id}/role"), &[("role", "viewer")]).await,
+        "/admin/users",
+        "role",
+    );
+    assert_eq!(app.user("member@plugboard.test").role, Role::Viewer);
+    forbidden_for(&app.get_as(&member, "/connections/new").await, "Viewer", "Member", "as a viewer");
+    assert_status(&app.get_as(&member, "/").await, StatusCode::OK, "the session goes on");
+    let shown = app.get("/admin/users").await;
+    assert_eq!(shown.attr(&format!("#role-{id} option[selected]"), "value").as_deref(), Some("viewer"));
+
+    assert_redirect(
+        &app.post(&format!("/admin/users/{id}/role"), &[("role", "admin")]).await,
+        "/admin/users",
+        "role",
+    );
+    assert_status(&app.get_as(&member, "/admin/users").await, StatusCode::OK, "as an admin");
+
+    // An unknown role or person changes nothing.
+    let before = people(&app);
+    let page = app.post(&format!("/admin/users/{id}/role"), &[("role", "owner")]).await;
+    assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, "unknown role");
+    assert_status(
+        &app.post("/admin/users/999999/role", &[("role", "viewer")]).await,
+        StatusCode::NOT_FOUND,
+        "nobody",
+    );
+    assert_status(&app.post("/admin/users/999999/disable", &[]).await, StatusCode::NOT_FOUND, "nobody");
+    assert_eq!(people(&app), before);
+}
+
+#[actix_web::test]
+async fn disabling_a_person_ends_their_sessions_at_once_and_enabling_lets_them_back() {
+    let app = common::spawn().await;
+    let page_browser = app.client_as("leaver@plugboard.test", Role::Member).await;
+    let htmx_browser = common::new_client();
+    app.sign_in(&htmx_browser, "leaver@plugboard.test").await;
+    let post_browser = common::new_client();
+    app.sign_in(&post_browser, "leaver@plugboard.test").await;
+    // A token fetched while still allowed in.
+    let token = app.csrf_as(&post_browser).await;
+    let id = app.user("leaver@plugboard.test").id.0;
+    assert_status(&app.get_as(&page_browser, "/").await, StatusCode::OK, "before");
+
+    assert_redirect(&app.post(&format!("/admin/users/{id}/disable"), &[]).await, "/admin/users", "disable");
+    assert!(app.user("leaver@plugboard.test").disabled);
+    assert!(app.get("/admin/users").await.text_of(&format!("tr[data-user='{id}']")).contains("DISABLED"));
+
+    assert_redirect(&app.get_as(&page_browser, "/").await, "/sign-in", "a page");
+    let htmx = app.hx_get_as(&htmx_browser, "/").await;
+    assert_status(&htmx, StatusCode::UNAUTHORIZED, "htmx");
+    assert_eq!(htmx.header("hx-redirect"), Some("/sign-in"));
+    let before = app.snapshot();
+    let response = post_browser
+        .post(app.url("/connections"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("component", "github"),
+            ("auth_method", "token"),
+            ("name", "After leaving"),
+            ("field:token", GITHUB_TOKEN),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.snapshot(), before);
+    // Nor can they sign in again.
+    let page = app.sign_in_with(&common::new_client(), "leaver@plugboard.test", PASSWORD).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "sign-in while disabled");
+    assert_eq!(page.text_of("#sign-in-error"), BAD_CREDENTIALS);
+
+    assert_redirect(&app.post(&format!("/admin/users/{id}/enable"), &[]).await, "/admin/users", "enable");
+    assert!(!app.user("leaver@plugboard.test").disabled);
+    assert_redirect(&app.get_as(&page_browser, "/").await, "/sign-in", "the old session stays ended");
+    assert_redirect(
+        &app.sign_in_with(&page_browser, "leaver@plugboard.test", PASSWORD).await,
+        "/",
+        "sign in",
+    );
+    assert_status(&app.get_as(&page_browser, "/").await, StatusCode::OK, "back");
+}
+
+#[actix_web::test]
+async fn the_last_admin_can_be_neither_demoted_nor_disabled() {
+    let app = common::spawn().await;
+    let me = app.user(ADMIN_EMAIL).id.0;
+    let before = people(&app);
+    for role in ["member", "viewer"] {
+        let page = app.post(&format!("/admin/users/{me}/role"), &[("role", role)]).await;
+        assert_status(&page, StatusCode::CONFLICT, role);
+        assert!(page.text_of("#people-error").contains(LAST_ADMIN), "{}", page.body);
+    }
+    let page = app.post(&format!("/admin/users/{me}/disable"), &[]).await;
+    assert_status(&page, StatusCode::CONFLICT, "disable");
+    assert!(page.text_of("#people-error").contains("Make someone else an admin first"), "{}", page.body);
+    assert_eq!(people(&app), before);
+    assert_status(&app.get("/admin/users").await, StatusCode::OK, "still an admin");
+
+    // A disabled admin does not count.
+    app.add_user("second@plugboard.test", Role::Admin);
+    let second = app.user("second@plugboard.test").id.0;
+    assert_redirect(
+        &app.post(&format!("/admin/users/{second}/disable"), &[]).await,
+        "/admin/users",
+        "disable",
+    );
+    let before = people(&app);
+    assert_status(
+        &app.post(&format!("/admin/users/{me}/role"), &[("role", "member")]).await,
+        StatusCode::CONFLICT,
+        "demote",
+    );
+    assert_status(
+        &app.post(&format!("/admin/users/{me}/disable"), &[]).await,
+        StatusCode::CONFLICT,
+        "disable",
+    );
+    assert_eq!(people(&app), before);
+
+    // With another active admin, either may step down, and then the other
+    // is the last.
+    assert_redirect(&app.post(&format!("/admin/users/{second}/enable"), &[]).await, "/admin/users", "enable");
+    let other = common::new_client();
+    app.sign_in(&other, "second@plugboard.test").await;
+    assert_redirect(
+        &app.post(&format!("/admin/users/{me}/role"), &[("role", "member")]).await,
+        "/admin/users",
+        "demote",
+    );
+    forbidden_for(&app.get("/admin/users").await, "Member", "Admin", "the demoted admin");
+    let before = people(&app);
+    let page = app.post_as(&other, &format!("/admin/users/{second}/role"), &[("role", "viewer")]).await;
+    assert_status(&page, StatusCode::CONFLICT, "the new last admin");
+    let page = app.post_as(&other, &format!("/admin/users/{second}/disable"), &[]).await;
+    assert_status(&page, StatusCode::CONFLICT, "the new last admin");
+    assert_eq!(people(&app), before);
+}
+
+/// Two admins each demoting the other at the same moment: one of them must
+/// stay an admin.
+#[actix_web::test]
+async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
+    use plugboard::accounts::{UserId, set_role};
+    let app = common::spawn().await;
+    app.add_user("second@plugboard.test", Role::Admin);
+    let other = common::new_client();
+    app.sign_in(&other, "second@plugboard.test").await;
+    let (me, second) = (app.user(ADMIN_EMAIL).id.0, app.user("second@plugboard.test").id.0);
+    let (my_token, their_token) = (app.csrf_as(&app.client).await, app.csrf_as(&other).await);
+    for round in 0..20 {
+        let mine = app
+            .client
+            .post(app.url(&format!("/admin/users/{second}/role")))
+            .form(&[("csrf_token", my_token.as_str()), ("role", "member")])
+            .send();
+        let theirs = other
+            .post(app.url(&format!("/admin/users/{me}/role")))
+            .form(&[("csrf_token", their_token.as_str()), ("role", "member")])
+            .send();
+        let (mine, theirs) = futures_util::join!(mine, theirs);
+        let statuses = (mine.unwrap().status(), theirs.unwrap().status());
+        let admins = people(&app).iter().filter(|p| p.1 == "admin" && !p.2).count();
+        assert_eq!(admins, 1, "round {round}: both demotions went through ({statuses:?}), leaving no admin");
+        let mut conn = app.db();
+        set_role(&mut conn, UserId(me), Role::Admin).unwrap();
+        set_role(&mut conn, UserId(second), Role::Admin).unwrap();
+    }
+}
+
+// ---- own password ----
+
+#[actix_web::test]
+async fn changing_the_password_checks_the_current_one_and_ends_other_sessions() {
+    let app = common::spawn().await;
+    let (this, jar) = common::new_client_with_jar();
+    assert_redirect(&app.sign_in_with(&this, ADMIN_EMAIL, PASSWORD).await, "/", "sign in");
+    let other = &app.client;
+    assert_status(&app.get_as(other, "/").await, StatusCode::OK, "the other session");
+    let before = people(&app);
+
+    let page = change_password(&app, &this, WRONG_PASSWORD, NEW_PASSWORD).await;
+    assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, "wrong current password");
+    assert!(page.text_of("[role=alert]").contains("The current password is not right."), "{}", page.body);
+    let page = app
+        .post_as(
+            &this,
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("password", NEW_PASSWORD),
+                ("password_again", "different one here"),
+            ],
+        )
+        .await;
+    assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, "new passwords differ");
+    assert!(page.text_of("[role=alert]").contains("differ"), "{}", page.body);
+    let page = change_password(&app, &this, PASSWORD, "too short").await;
+    assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, "short");
+    assert!(page.text_of("[role=alert]").contains("Use at least 12 characters"), "{}", page.body);
+    for secret in [PASSWORD, NEW_PASSWORD, WRONG_PASSWORD] {
+        assert!(!page.body.contains(secret));
+    }
+    assert_eq!(people(&app), before, "nothing changed");
+    assert_status(&app.get_as(other, "/").await, StatusCode::OK, "the other session");
+
+    let cookie_before = session_cookie(&app, &jar);
+    let page = change_password(&app, &this, PASSWORD, NEW_PASSWORD).await;
+    assert_redirect(&page, "/", "changed");
+    assert_ne!(session_cookie(&app, &jar), cookie_before);
+    assert_status(&app.get_as(&this, "/").await, StatusCode::OK, "this session goes on");
+    let page = app
+        .post_as(
+            &this,
+            "/connections",
+            &[
+                ("component", "github"),
+                ("auth_method", "token"),
+                ("name", "Still here"),
+                ("field:token", GITHUB_TOKEN),
+            ],
+        )
+        .await;
+    assert_redirect(&page, "/", "this session can still change things");
+    assert_redirect(&app.get_as(other, "/").await, "/sign-in", "the other session ended");
+
+    let fresh = common::new_client();
+    assert_status(&app.sign_in_with(&fresh, ADMIN_EMAIL, PASSWORD).await, StatusCode::UNAUTHORIZED, "old");
+    assert_redirect(&app.sign_in_with(&fresh, ADMIN_EMAIL, NEW_PASSWORD).await, "/", "new");
+}
+
+#[actix_web::test]
+async fn a_browser_whose_session_ended_elsewhere_can_sign_in_from_the_sign_in_page() {
+    let app = common::spawn().await;
+    let browser = app.client_as("moved@plugboard.test", Role::Member).await;
+    // The password is changed in another browser: this session ends.
+    let elsewhere = common::new_client();
+    app.sign_in(&elsewhere, "moved@plugboard.test").await;
+    assert_redirect(&change_password(&app, &elsewhere, PASSWORD, NEW_PASSWORD).await, "/", "changed");
+    // The person opens the sign-in page (a bookmark) and signs in with the
+    // form it gave them.
+    let page = app.get_as(&browser, "/sign-in").await;
+    assert_status(&page, StatusCode::OK, "the sign-in page");
+    let token = page.attr("input[name=csrf_token]", "value").unwrap();
+    let response = browser
+        .post(app.url("/sign-in"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "moved@plugboard.test"),
+            ("password", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::SEE_OTHER, "the form the sign-in page gave works: {body}");
+}
