@@ -706,6 +706,63 @@ async fn an_admin_may_open_everything() {
     assert_eq!(app.stored(id).unwrap().tags, vec!["operations"]);
 }
 
+/// The router decodes percent-encoded letters; the role check must see the
+/// same path, or `/%61dmin/...` would skip it.
+#[actix_web::test]
+async fn roles_cannot_be_bypassed_with_percent_encoded_paths() {
+    let app = common::spawn().await;
+    let (id, tag) = connection_with_tag(&app).await;
+    let viewer = app.client_as("viewer@plugboard.test", Role::Viewer).await;
+    let member = app.client_as("member@plugboard.test", Role::Member).await;
+    let member_id = app.user("member@plugboard.test").id.0;
+    let before = (app.snapshot(), people(&app));
+
+    // Every way through is listed, not only the first.
+    let mut through: Vec<String> = Vec::new();
+    let mut refused = |page: &Page, what: &str| {
+        if ![StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&page.status) {
+            through.push(format!("{what}: {}", page.status));
+        }
+    };
+    for path in [
+        "/%61dmin/audit".to_owned(),
+        "/%61dmin/users".to_owned(),
+        "/admin/%75sers".to_owned(),
+        "/%74ags".to_owned(),
+        format!("/%74ags/{tag}/merge"),
+    ] {
+        let page = app.get_as(&member, &path).await;
+        refused(&page, &format!("member GET {path}"));
+        refused(&app.get_as(&viewer, &path).await, &format!("viewer GET {path}"));
+    }
+    for path in [
+        "/%63onnections/new".to_owned(),
+        format!("/%63onnections/{id}/edit"),
+        format!("/c%6fnnections/{id}/delete"),
+    ] {
+        refused(&app.get_as(&viewer, &path).await, &format!("viewer GET {path}"));
+    }
+    // A member making themself an admin, or adding one.
+    let page = app.post_as(&member, &format!("/%61dmin/users/{member_id}/role"), &[("role", "admin")]).await;
+    refused(&page, "member promoting themself");
+    let page = app
+        .post_as(
+            &member,
+            "/%61dmin/users",
+            &[("email", "mole@plugboard.test"), ("name", ""), ("role", "admin"), ("password", NEW_PASSWORD)],
+        )
+        .await;
+    refused(&page, "member adding an admin");
+    let page = app.post_as(&member, &format!("/%74ags/{tag}/delete"), &[]).await;
+    refused(&page, "member deleting a tag");
+    let changed = (app.snapshot(), people(&app)) != before;
+    let role = app.user("member@plugboard.test").role;
+    assert!(
+        through.is_empty() && !changed && role == Role::Member,
+        "let through: {through:#?}; data changed: {changed}; the member is now {role:?}"
+    );
+}
+
 // ---- people ----
 
 #[actix_web::test]

@@ -35,6 +35,8 @@ struct Params {
 #[derive(Template)]
 #[template(path = "audit_partial.html")]
 struct AuditPage<'a> {
+    older: Option<String>,
+    newer: Option<String>,
     entries: &'a [Entry],
     people: &'a [User],
     actions: [&'static str; 17],
@@ -69,11 +71,32 @@ async fn page(state: State, ctx: Ctx, params: web::Query<Params>) -> Result<Http
         from: opt::<NaiveDate>(&params.from),
         to: opt::<NaiveDate>(&params.to),
     };
-    let page_no: i64 = opt(&params.page).unwrap_or(1);
+    // Any number is a page: out of range just shows nothing more.
+    let page_no: i64 = opt::<i64>(&params.page).unwrap_or(1).clamp(1, 1_000_000);
     let q = query.clone();
     let (entries, people) =
         db(&state, move |conn, _| Ok((audit::list(conn, &q, page_no)?, accounts::list(conn)?))).await?;
+    let link = |page: i64| {
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("person", &params.person),
+            ("connection", &params.connection),
+            ("action", &params.action),
+            ("from", &params.from),
+            ("to", &params.to),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                url.append_pair(name, v);
+            }
+        }
+        url.append_pair("page", &page.to_string());
+        format!("/admin/audit?{}", url.finish())
+    };
+    let older = (entries.len() as i64 == audit::PAGE).then(|| link(page_no + 1));
+    let newer = (page_no > 1).then(|| link(page_no - 1));
     let page = AuditPage {
+        older,
+        newer,
         entries: &entries,
         people: &people,
         actions: ACTIONS,
