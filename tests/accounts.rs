@@ -283,6 +283,47 @@ async fn a_fresh_install_sends_everyone_to_setup_which_creates_the_first_admin_o
     assert_redirect(&app.sign_in_with(&again, "first@plugboard.test", NEW_PASSWORD).await, "/", "sign in");
 }
 
+/// Two people opening a fresh install at once: only one becomes the first
+/// admin; the other is sent to sign in.
+#[actix_web::test]
+async fn simultaneous_setups_create_one_admin() {
+    let app = common::spawn().await;
+    for round in 0..5 {
+        {
+            use diesel::RunQueryDsl;
+            let mut conn = app.db();
+            diesel::sql_query("DELETE FROM audit_events").execute(&mut conn).unwrap();
+            diesel::sql_query("DELETE FROM users").execute(&mut conn).unwrap();
+        }
+        let (first, second) = (common::new_client(), common::new_client());
+        let (first_token, second_token) = (app.csrf_as(&first).await, app.csrf_as(&second).await);
+        let setup = |client: &reqwest::Client, token: &str, email: &str| {
+            client
+                .post(app.url("/setup"))
+                .form(&[
+                    ("csrf_token", token),
+                    ("email", email),
+                    ("name", ""),
+                    ("password", NEW_PASSWORD),
+                    ("password_again", NEW_PASSWORD),
+                ])
+                .send()
+        };
+        let (a, b) = futures_util::join!(
+            setup(&first, &first_token, "first@plugboard.test"),
+            setup(&second, &second_token, "second@plugboard.test")
+        );
+        let statuses = (a.unwrap().status(), b.unwrap().status());
+        let admins = people(&app);
+        assert_eq!(admins.len(), 1, "round {round}: {statuses:?} created {admins:?}");
+        assert_eq!(
+            statuses,
+            (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER),
+            "round {round}: both are answered (one signed in, one sent to sign in)"
+        );
+    }
+}
+
 // ---- signing in and out ----
 
 #[actix_web::test]
@@ -832,6 +873,25 @@ async fn a_person_added_with_an_initial_password_must_change_it_first() {
         "/",
         "new one",
     );
+}
+
+/// The change forced at first sign-in must leave the password the admin
+/// chose behind.
+#[actix_web::test]
+async fn a_forced_password_change_cannot_keep_the_initial_password() {
+    let app = common::spawn().await;
+    assert_redirect(
+        &add_person(&app, "same@plugboard.test", "member", INITIAL_PASSWORD).await,
+        "/admin/users",
+        "add",
+    );
+    let browser = common::new_client();
+    let page = app.sign_in_with(&browser, "same@plugboard.test", INITIAL_PASSWORD).await;
+    assert_redirect(&page, "/account/password", "first sign-in");
+    let page = change_password(&app, &browser, INITIAL_PASSWORD, INITIAL_PASSWORD).await;
+    assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, "the same password again");
+    assert!(app.user("same@plugboard.test").must_change_password);
+    assert_redirect(&app.get_as(&browser, "/").await, "/account/password", "still to change");
 }
 
 #[actix_web::test]

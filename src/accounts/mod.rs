@@ -285,8 +285,29 @@ fn active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// Two admins demoting each other at once must not both succeed: lock
+/// every admin row (PostgreSQL) or take the write lock (SQLite) before
+/// counting.
 fn would_remove_last_admin(conn: &mut DbConnection, user: &User) -> QueryResult<bool> {
+    diesel::update(users::table.filter(users::role.eq(Role::Admin.as_str())))
+        .set(users::role.eq(users::role))
+        .execute(conn)?;
     Ok(user.role == Role::Admin && !user.disabled && active_admins(conn)? <= 1)
+}
+
+/// For first-run setup: only one of several simultaneous requests may see
+/// "nobody yet" and create the first admin.
+pub fn lock_for_setup(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(pg)?;
+        }
+        DbConnection::Sqlite(sqlite) => {
+            // Any write takes SQLite's write lock for the transaction.
+            diesel::sql_query("DELETE FROM sign_in_failures WHERE key = ''").execute(sqlite)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn set_role(conn: &mut DbConnection, id: UserId, role: Role) -> Result<User, AccountError> {

@@ -55,7 +55,9 @@ pub async fn require_user(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let path = req.path().to_owned();
+    // Judged on the path as the router will see it: decoded, so that
+    // "/%61dmin/users" is the admin area it leads to.
+    let path = percent_encoding::percent_decode_str(req.path()).decode_utf8_lossy().into_owned();
     // Assets and probes need no account: answer them without a query.
     if path.starts_with("/static/") || path.starts_with("/icons/") || path == "/healthz" || path == "/readyz"
     {
@@ -343,6 +345,7 @@ async fn setup(state: State, ctx: Ctx, req: HttpRequest, form: FormData) -> Resu
         // Only while nobody exists: checked inside the transaction that creates.
         use diesel::Connection as _;
         Ok(conn.transaction(|conn| {
+            accounts::lock_for_setup(conn)?;
             if accounts::count(conn)? > 0 {
                 return Ok(None);
             }
@@ -430,6 +433,9 @@ async fn change_password(
     }
     if let Err(message) = accounts::check_password_rules(&new) {
         return refuse(&message);
+    }
+    if new == current {
+        return refuse("Choose a password different from the current one.");
     }
     let who = user.clone();
     let changed = db(&state, move |conn, _| {
