@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::context::{UserSession, wants_fragment};
+use super::context::{UserSession, see_other, wants_fragment};
 use super::form::FormData;
 use super::{Ctx, State, db};
 use crate::accounts::{self, NewUser, Role, User, throttle};
@@ -26,11 +26,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/password", web::post().to(change_password));
 }
 
-/// Reachable without signing in.
+/// Assets and probes: served without looking at the account at all.
+fn needs_no_account(path: &str) -> bool {
+    path.starts_with("/static/") || path.starts_with("/icons/") || matches!(path, "/healthz" | "/readyz")
+}
+
+/// Reachable without signing in (the sign-in pages look at the account to
+/// send a signed-in person on).
 fn is_public(path: &str) -> bool {
-    path.starts_with("/static/")
-        || path.starts_with("/icons/")
-        || matches!(path, "/healthz" | "/readyz" | "/sign-in" | "/setup")
+    needs_no_account(path) || matches!(path, "/sign-in" | "/setup")
 }
 
 /// The least role a request needs. The pages hide what a role may not do;
@@ -59,8 +63,7 @@ pub async fn require_user(
     // "/%61dmin/users" is the admin area it leads to.
     let path = percent_encoding::percent_decode_str(req.path()).decode_utf8_lossy().into_owned();
     // Assets and probes need no account: answer them without a query.
-    if path.starts_with("/static/") || path.starts_with("/icons/") || path == "/healthz" || path == "/readyz"
-    {
+    if needs_no_account(&path) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let public = is_public(&path);
@@ -69,31 +72,30 @@ pub async fn require_user(
     };
     let session = UserSession::of(req.request());
     let signed_in = session.user();
-    let found = web::block(move || -> Result<(Option<User>, i64), String> {
-        let mut conn = state.pool.get().map_err(|e| e.to_string())?;
-        let user = match signed_in {
-            Some((id, epoch)) => accounts::get(&mut conn, accounts::UserId(id))
-                .ok()
-                .filter(|u| !u.disabled && u.session_epoch == epoch),
-            None => None,
-        };
-        let people =
-            if user.is_some() { 1 } else { accounts::count(&mut conn).map_err(|e| e.to_string())? };
-        Ok((user, people))
-    })
-    .await;
+    let found = state
+        .into_inner()
+        .blocking(move |conn, _| -> Result<(Option<User>, i64), String> {
+            let user = match signed_in {
+                // A deleted account ends the session; a database failure is a
+                // failure, not a reason to send someone to sign in again.
+                Some((id, epoch)) => match accounts::get(conn, accounts::UserId(id)) {
+                    Ok(user) => Some(user).filter(|u| !u.disabled && u.session_epoch == epoch),
+                    Err(accounts::AccountError::NotFound) => None,
+                    Err(e) => return Err(e.to_string()),
+                },
+                None => None,
+            };
+            let people = if user.is_some() { 1 } else { accounts::count(conn).map_err(|e| e.to_string())? };
+            Ok((user, people))
+        })
+        .await;
     let (user, people) = match found {
-        Ok(Ok(found)) => found,
-        failure => {
+        Ok(found) => found,
+        Err(cause) => {
             // A public page does not need the account; let it answer.
             if public {
                 return Ok(next.call(req).await?.map_into_left_body());
             }
-            let cause = match failure {
-                Ok(Err(e)) => e,
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => String::new(),
-            };
             let error = AppError::internal(format!("loading the signed-in account: {cause}"));
             let response = super::errors::respond(req.request(), &error);
             return Ok(req.into_response(response).map_into_right_body());
@@ -141,15 +143,6 @@ pub async fn require_user(
     }
     req.extensions_mut().insert(user);
     Ok(next.call(req).await?.map_into_left_body())
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/")),
-        ))
-        .finish()
 }
 
 fn anonymous(req: &HttpRequest, fresh_install: bool) -> HttpResponse {

@@ -181,10 +181,16 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
 /// After a change: htmx closes the dialog (the answer is empty), refreshes
 /// the list and shows `notice`; a plain form goes back to the list.
 pub fn after_change(ctx: &Ctx, notice: &str) -> HttpResponse {
+    after_change_of(ctx, notice, "connections-changed", "/")
+}
+
+/// The same for any page: `event` is what the page listens to for a
+/// refresh, `back_to` where a plain form returns.
+pub fn after_change_of(ctx: &Ctx, notice: &str, event: &str, back_to: &str) -> HttpResponse {
     if !ctx.fragment {
-        return back_to_list();
+        return see_other(back_to);
     }
-    let trigger = serde_json::json!({ "connections-changed": null, "plugboard-notice": notice });
+    let trigger = serde_json::json!({ event: null, "plugboard-notice": notice });
     HttpResponse::Ok()
         .insert_header((HeaderName::from_static("hx-trigger"), ascii_json(&trigger)))
         .content_type("text/html; charset=utf-8")
@@ -201,12 +207,12 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 pub fn back_to_list() -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, HeaderValue::from_static("/"))).finish()
+    see_other("/")
 }
 
 /// JSON with every non-ASCII character escaped, as a header value must be
 /// visible ASCII (a connection may well be named “Équipe”).
-pub(crate) fn ascii_json(value: &serde_json::Value) -> HeaderValue {
+fn ascii_json(value: &serde_json::Value) -> HeaderValue {
     let mut out = String::new();
     for c in value.to_string().chars() {
         if c.is_ascii() && !c.is_ascii_control() {

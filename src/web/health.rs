@@ -15,13 +15,11 @@ async fn healthz() -> HttpResponse {
 
 /// The database answers and its schema is current: ready for traffic.
 async fn readyz(state: State) -> HttpResponse {
-    let state = state.into_inner();
-    let verdict = web::block(move || -> Result<(), String> {
-        let mut conn = state.pool.get().map_err(|e| format!("database unavailable: {e}"))?;
-        crate::db::check_ready(&mut conn)
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
+    let verdict =
+        state.into_inner().blocking(|conn, _| crate::db::check_ready(conn)).await.map_err(|e| match e {
+            crate::state::BlockingError::Work(reason) => reason,
+            other => other.to_string(),
+        });
     match verdict {
         Ok(()) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready\n"),
         Err(reason) => {

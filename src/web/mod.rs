@@ -54,11 +54,8 @@ where
     F: FnOnce(&mut DbConnection, &AppState) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    let state = state.clone();
-    web::block(move || {
-        let mut conn = state.pool.get().map_err(|e| AppError::internal(format!("database pool: {e}")))?;
-        work(&mut conn, &state)
+    state.clone().into_inner().blocking(work).await.map_err(|e| match e {
+        crate::state::BlockingError::Work(e) => e,
+        other => AppError::internal(other),
     })
-    .await
-    .map_err(AppError::internal)?
 }

@@ -7,7 +7,6 @@
 //! form with a redirect back to /tags.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
@@ -278,18 +277,8 @@ fn refusal(error: TagAdminError, title: &'static str) -> AppError {
     }
 }
 
-/// After a change: htmx gets an empty answer (which closes the dialog) and
-/// triggers that refresh the tags list and show `notice`; a plain form goes
-/// back to the tags page.
+/// After a change: the tags list refreshes itself; a plain form goes back
+/// to the tags page.
 fn changed(ctx: &Ctx, notice: &str) -> HttpResponse {
-    if !ctx.fragment {
-        return HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, HeaderValue::from_static("/tags")))
-            .finish();
-    }
-    let trigger = serde_json::json!({ "tags-changed": null, "plugboard-notice": notice });
-    HttpResponse::Ok()
-        .insert_header((HeaderName::from_static("hx-trigger"), super::context::ascii_json(&trigger)))
-        .content_type("text/html; charset=utf-8")
-        .body("")
+    super::context::after_change_of(ctx, notice, "tags-changed", "/tags")
 }
