@@ -13,6 +13,7 @@ use plugboard::connections::{Draft, store};
 use plugboard::crypto::Keyring;
 use plugboard::environment::Environment;
 use plugboard::tags::TagName;
+use plugboard::web::assets::BuiltinIcons;
 use secrecy::SecretString;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = plugboard::Settings::with_data_dir(&data_dir);
     std::fs::create_dir_all(&data_dir)?;
     let (keyring, _) = Keyring::load_or_create(&settings.encryption_key_path())?;
-    let catalog = Catalog::load(None)?;
+    let catalog = Catalog::load(None, &BuiltinIcons)?;
     let (pool, _) = plugboard::db::connect(&settings.database_url(), 1, 10)?;
     let mut conn = pool.get()?;
     let tag_names = ["billing", "marketing", "ops", "eu", "us", "critical", "sandbox", "team-a"];

@@ -11,28 +11,79 @@ use crate::db::schema::audit_events;
 use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
 
-/// The actions recorded, as stored.
-pub const ACTIONS: [&str; 17] = [
-    "sign_in",
-    "sign_in_failed",
-    "sign_out",
-    "setup",
-    "password_change",
-    "connection_create",
-    "connection_edit",
-    "connection_delete",
-    "connection_check",
-    "connection_tag",
-    "connection_untag",
-    "tag_rename",
-    "tag_merge",
-    "tag_delete",
-    "user_create",
-    "user_role",
-    "user_disable",
-];
+/// What happened. Stored by [`Action::as_str`]; the names are part of the
+/// stored trail, so they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    SignIn,
+    SignInFailed,
+    SignOut,
+    Setup,
+    PasswordChange,
+    ConnectionCreate,
+    ConnectionEdit,
+    ConnectionDelete,
+    ConnectionCheck,
+    ConnectionTag,
+    ConnectionUntag,
+    TagRename,
+    TagMerge,
+    TagDelete,
+    UserCreate,
+    UserRole,
+    UserDisable,
+}
+
+impl Action {
+    pub const ALL: [Action; 17] = [
+        Action::SignIn,
+        Action::SignInFailed,
+        Action::SignOut,
+        Action::Setup,
+        Action::PasswordChange,
+        Action::ConnectionCreate,
+        Action::ConnectionEdit,
+        Action::ConnectionDelete,
+        Action::ConnectionCheck,
+        Action::ConnectionTag,
+        Action::ConnectionUntag,
+        Action::TagRename,
+        Action::TagMerge,
+        Action::TagDelete,
+        Action::UserCreate,
+        Action::UserRole,
+        Action::UserDisable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SignIn => "sign_in",
+            Action::SignInFailed => "sign_in_failed",
+            Action::SignOut => "sign_out",
+            Action::Setup => "setup",
+            Action::PasswordChange => "password_change",
+            Action::ConnectionCreate => "connection_create",
+            Action::ConnectionEdit => "connection_edit",
+            Action::ConnectionDelete => "connection_delete",
+            Action::ConnectionCheck => "connection_check",
+            Action::ConnectionTag => "connection_tag",
+            Action::ConnectionUntag => "connection_untag",
+            Action::TagRename => "tag_rename",
+            Action::TagMerge => "tag_merge",
+            Action::TagDelete => "tag_delete",
+            Action::UserCreate => "user_create",
+            Action::UserRole => "user_role",
+            Action::UserDisable => "user_disable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
 
 /// Who acted: a person, or Plugboard itself (the background schedule).
+#[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
     Person(&'a User),
     /// Someone not signed in (a failed sign-in), by the address typed.
@@ -40,9 +91,19 @@ pub enum Actor<'a> {
     System,
 }
 
+impl Actor<'_> {
+    /// How "created by" and "changed by" name the actor.
+    pub fn author(&self) -> Option<String> {
+        match self {
+            Actor::Person(user) => Some(user.display()),
+            Actor::Anonymous(_) | Actor::System => None,
+        }
+    }
+}
+
 pub struct Event<'a> {
     pub actor: Actor<'a>,
-    pub action: &'static str,
+    pub action: Action,
     pub environment: Option<Environment>,
     pub connection: Option<ConnectionId>,
     /// What was acted on, in words: a connection's or tag's name, an email.
@@ -62,7 +123,7 @@ pub fn record(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
             audit_events::at.eq(Utc::now().naive_utc()),
             audit_events::actor_id.eq(actor_id),
             audit_events::actor.eq(actor),
-            audit_events::action.eq(event.action),
+            audit_events::action.eq(event.action.as_str()),
             audit_events::environment.eq(event.environment.map(Environment::as_str)),
             audit_events::connection_id.eq(event.connection.map(|c| c.0)),
             audit_events::subject.eq(event.subject),
@@ -89,7 +150,7 @@ pub struct Entry {
 pub struct Query {
     pub actor_id: Option<i64>,
     pub connection_id: Option<i64>,
-    pub action: Option<String>,
+    pub action: Option<Action>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
 }
@@ -105,8 +166,8 @@ pub fn list(conn: &mut DbConnection, query: &Query, page: i64) -> QueryResult<Ve
     if let Some(id) = query.connection_id {
         q = q.filter(audit_events::connection_id.eq(id));
     }
-    if let Some(action) = &query.action {
-        q = q.filter(audit_events::action.eq(action.clone()));
+    if let Some(action) = query.action {
+        q = q.filter(audit_events::action.eq(action.as_str()));
     }
     if let Some(from) = query.from {
         q = q.filter(audit_events::at.ge(from.and_hms_opt(0, 0, 0).unwrap_or_default()));

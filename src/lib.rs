@@ -12,7 +12,6 @@ pub mod connections;
 pub mod crypto;
 pub mod db;
 pub mod environment;
-pub mod error;
 pub mod keyfile;
 pub mod leases;
 pub mod settings;
@@ -79,7 +78,7 @@ impl Application {
             path: settings.data_dir.display().to_string(),
             source,
         })?;
-        let catalog = Catalog::load(settings.catalog.as_deref())?;
+        let catalog = Catalog::load(settings.catalog.as_deref(), &web::assets::BuiltinIcons)?;
         tracing::info!(components = catalog.components().len(), "component catalog loaded");
 
         let keyring = match &settings.encryption_keys {
@@ -162,12 +161,11 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))
                 .configure(web::routes)
-                .default_service(aw::to(web::errors::not_found))
-                .wrap(from_fn(web::errors::error_pages))
-                .wrap(from_fn(web::csrf_guard))
-                .wrap(from_fn(web::require_user))
+                .default_service(aw::to(web::error::not_found))
+                .wrap(from_fn(web::middleware::error_pages::error_pages))
+                .wrap(from_fn(web::middleware::auth::load_user))
                 .wrap(session)
-                .wrap(from_fn(web::security_headers))
+                .wrap(from_fn(web::middleware::security::security_headers))
                 .wrap(from_fn(log_request))
         });
         if let Some(workers) = settings.workers {
@@ -220,7 +218,7 @@ pub fn create_admin(settings: &Settings, email: &str, name: &str, password: &str
         &mut conn,
         audit::Event {
             actor: audit::Actor::System,
-            action: "user_create",
+            action: audit::Action::UserCreate,
             environment: None,
             connection: None,
             subject: &user.email,

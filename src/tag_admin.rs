@@ -18,6 +18,7 @@ use diesel::Connection as _;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use crate::audit::{self, Action, Actor, Event};
 use crate::db::DbConnection;
 use crate::db::schema::{connection_tags, tags};
 use crate::environment::Environment;
@@ -167,7 +168,12 @@ pub fn merge_choices(conn: &mut DbConnection, source: TagId) -> Result<Vec<Merge
 
 /// Renames a tag. A name another tag has (ignoring case) is refused: that
 /// is a merge. Changing only the case of the tag's own name is a rename.
-pub fn rename(conn: &mut DbConnection, id: TagId, raw_name: &str) -> Result<Renamed, TagAdminError> {
+pub fn rename(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: TagId,
+    raw_name: &str,
+) -> Result<Renamed, TagAdminError> {
     let name = match TagName::parse(raw_name) {
         Ok(name) => name,
         // An unknown tag is the first thing to say, whatever the name.
@@ -198,10 +204,20 @@ pub fn rename(conn: &mut DbConnection, id: TagId, raw_name: &str) -> Result<Rena
         diesel::update(tags::table.filter(tags::id.eq(id.0)))
             .set((tags::name.eq(name.as_str()), tags::name_key.eq(&key)))
             .execute(conn)?;
-        Ok(Renamed {
+        let renamed = Renamed {
             before: Tag { id: TagId(before_id), name: before_name },
             after: Tag { id, name: name.as_str().to_owned() },
-        })
+        };
+        record(
+            conn,
+            actor,
+            Action::TagRename,
+            &renamed.after.name,
+            serde_json::json!({
+                "from": renamed.before.name, "to": renamed.after.name,
+            }),
+        )?;
+        Ok(renamed)
     });
     match result {
         // Another tag took the name between the check and the update.
@@ -214,7 +230,12 @@ pub fn rename(conn: &mut DbConnection, id: TagId, raw_name: &str) -> Result<Rena
 
 /// Gives every connection tagged `source` the tag `target` instead (once:
 /// a connection that had both keeps one), then deletes `source`.
-pub fn merge(conn: &mut DbConnection, source: TagId, target: TagId) -> Result<Merged, TagAdminError> {
+pub fn merge(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    source: TagId,
+    target: TagId,
+) -> Result<Merged, TagAdminError> {
     conn.transaction(|conn| {
         lock(conn, &[source, target])?;
         let source_usage = usage_of(conn, source)?;
@@ -238,18 +259,22 @@ pub fn merge(conn: &mut DbConnection, source: TagId, target: TagId) -> Result<Me
             diesel::delete(connection_tags::table.filter(connection_tags::tag_id.eq(source.0)))
                 .execute(conn)?;
         diesel::delete(tags::table.filter(tags::id.eq(source.0))).execute(conn)?;
-        Ok(Merged {
+        let merged = Merged {
             source: source_usage,
             target: target_tag,
             moved: moved as i64,
             already_tagged: already_tagged as i64,
-        })
+        };
+        record(conn, actor, Action::TagMerge, &merged.target.name, serde_json::json!({
+            "from": merged.source.tag.name, "into": merged.target.name, "connections": merged.source.total(),
+        }))?;
+        Ok(merged)
     })
 }
 
 /// Removes a tag from every connection and deletes it. Returns the tag
 /// with the counts it had.
-pub fn delete(conn: &mut DbConnection, id: TagId) -> Result<TagUsage, TagAdminError> {
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: TagId) -> Result<TagUsage, TagAdminError> {
     conn.transaction(|conn| {
         if lock(conn, &[id])? == 0 {
             return Err(TagAdminError::NotFound);
@@ -257,8 +282,32 @@ pub fn delete(conn: &mut DbConnection, id: TagId) -> Result<TagUsage, TagAdminEr
         let usage = usage_of(conn, id)?;
         diesel::delete(connection_tags::table.filter(connection_tags::tag_id.eq(id.0))).execute(conn)?;
         diesel::delete(tags::table.filter(tags::id.eq(id.0))).execute(conn)?;
+        record(
+            conn,
+            actor,
+            Action::TagDelete,
+            &usage.tag.name,
+            serde_json::json!({
+                "connections": usage.total(),
+            }),
+        )?;
         Ok(usage)
     })
+}
+
+/// A tag change's audit row, in the change's transaction. Tags belong to
+/// every environment, so the row names none.
+fn record(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    action: Action,
+    subject: &str,
+    details: serde_json::Value,
+) -> QueryResult<()> {
+    audit::record(
+        conn,
+        Event { actor: *actor, action, environment: None, connection: None, subject, details },
+    )
 }
 
 fn find(conn: &mut DbConnection, id: TagId) -> QueryResult<Option<Tag>> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use plugboard::catalog::Catalog;
 use plugboard::environment::Environment;
+use plugboard::web::assets::BuiltinIcons;
 use reqwest::StatusCode;
 
 const OPERATOR_CATALOG: &str = r#"
@@ -52,7 +53,7 @@ async fn an_operator_catalog_adds_a_component_and_overrides_a_builtin() {
     std::fs::write(dir.path().join("acme.svg"), ACME_ICON).unwrap();
 
     // The merged catalog: GitHub keeps everything but its base URL.
-    let catalog = Catalog::load(Some(&path)).expect("the operator catalog loads");
+    let catalog = Catalog::load(Some(&path), &BuiltinIcons).expect("the operator catalog loads");
     let github = catalog.get("github").unwrap();
     assert_eq!(github.base_url, "https://github.example.com/api/v3");
     assert_eq!(github.name, "GitHub");
@@ -60,13 +61,16 @@ async fn an_operator_catalog_adds_a_component_and_overrides_a_builtin() {
     assert!(github.auth_methods[0].fields[0].pattern.is_some(), "the built-in field rules stay");
     assert_eq!(
         catalog.get("gitlab").unwrap().base_url,
-        Catalog::load(None).unwrap().get("gitlab").unwrap().base_url
+        Catalog::load(None, &BuiltinIcons).unwrap().get("gitlab").unwrap().base_url
     );
     let acme = catalog.get("acme").unwrap();
     assert_eq!(acme.base_url, "https://{region}.api.acme.test");
     assert_eq!(acme.auth_methods.len(), 2);
     assert_eq!(acme.auth_methods[1].fields.len(), 2, "basic gets username and password by default");
-    assert_eq!(catalog.components().len(), Catalog::load(None).unwrap().components().len() + 1);
+    assert_eq!(
+        catalog.components().len(),
+        Catalog::load(None, &BuiltinIcons).unwrap().components().len() + 1
+    );
 
     // The running application offers it.
     let app = common::spawn_with(|s| s.catalog = Some(path.clone())).await;

@@ -414,19 +414,24 @@ async fn status_filter_lists_only_that_status_and_says_so() {
 }
 
 #[actix_web::test]
-async fn overlong_filters_match_nothing_rather_than_everything() {
+async fn overlong_filters_are_refused_with_a_message_not_run() {
     let app = common::spawn().await;
     seed_three(&app).await;
     let long = "x".repeat(300);
-    for query in [format!("q={long}"), format!("tag={long}"), format!("component={long}")] {
-        let page = app.get(&format!("/?{query}")).await;
-        assert_eq!(page.status, StatusCode::OK);
-        assert!(
-            names(&page).is_empty(),
-            "a 300-character filter matches no connection, but the list shows {:?}",
-            names(&page)
-        );
+    // 25,000 underscores once made SQLite refuse the LIKE pattern (a 500).
+    let underscores = "_".repeat(25_000);
+    for query in
+        [format!("q={long}"), format!("tag={long}"), format!("component={long}"), format!("q={underscores}")]
+    {
+        for page in [app.get(&format!("/?{query}")).await, app.hx_get(&format!("/?{query}")).await] {
+            assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", &page.body[..page.body.len().min(300)]);
+            assert!(page.body.contains("at most 100 characters"), "{}", page.body);
+            assert!(names(&page).is_empty(), "an overlong filter lists {:?}", names(&page));
+        }
     }
+    // At the limit, the filter runs.
+    let page = app.get(&format!("/?q={}", "x".repeat(100))).await;
+    assert_eq!(page.status, StatusCode::OK);
 }
 
 // ---- New Connection: picker and form ----

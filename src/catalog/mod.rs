@@ -22,9 +22,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in catalog with the operator's file, if any, merged over it.
-    pub fn load(operator_file: Option<&Path>) -> Result<Catalog, CatalogError> {
-        load::load(operator_file, &crate::web::assets::BuiltinIcons)
+    /// The built-in catalog with the operator's file, if any, merged over
+    /// it. `icons` finds the built-in entries' icon files (embedded in the
+    /// binary by the web layer, which serves them).
+    pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Catalog, CatalogError> {
+        load::load(operator_file, icons)
     }
 
     fn new(mut components: Vec<Component>) -> Catalog {

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 
 use super::Outcome;
 use crate::accounts::User;
-use crate::audit::{self, Actor, Event};
-use crate::connections::{ConnectionId, StatusReport, StoreError, store};
+use crate::audit::Actor;
+use crate::connections::{ConnectionId, StatusReport, StoreError, operations, store};
 use crate::environment::Environment;
 use crate::leases;
 use crate::state::{AppState, BlockingError};
@@ -74,32 +74,21 @@ pub async fn check_now(
     let failures = if unreachable { connection_failures(state, environment, id).await + 1 } else { 0 };
     let next = next_check(now, state.check_interval, unreachable, failures);
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let version = connection.version;
+    let checked_version = connection.version;
     let stored = report.clone();
     let who = who.cloned();
-    let name = connection.name.clone();
     state
         .blocking(move |conn, _| {
-            store::record_check(
-                conn,
-                environment,
-                id,
-                version,
-                &stored,
-                trigger.as_str(),
+            let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+            let result = operations::CheckResult {
+                checked_version,
+                report: &stored,
+                trigger: trigger.as_str(),
                 duration_ms,
                 unreachable,
-                next,
-            )?;
-            audit::record(conn, Event {
-                actor: who.as_ref().map_or(Actor::System, Actor::Person),
-                action: "connection_check",
-                environment: Some(environment),
-                connection: Some(id),
-                subject: &name,
-                details: serde_json::json!({ "trigger": trigger.as_str(), "status": stored.status.as_str() }),
-            })?;
-            Ok(())
+                next_check_at: next,
+            };
+            operations::record_check(conn, &actor, environment, id, &result)
         })
         .await?;
     tracing::info!(connection = %id, environment = %environment.as_str(), trigger = trigger.as_str(),

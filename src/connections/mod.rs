@@ -2,6 +2,7 @@
 //! with a status that says whether they work.
 
 pub mod input;
+pub mod operations;
 pub mod status;
 pub mod store;
 

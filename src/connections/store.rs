@@ -269,37 +269,42 @@ pub fn open_secrets(
     Ok(map.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect())
 }
 
+/// Adds a tag (created if new). Returns the tag as stored and whether the
+/// connection did not have it yet.
 pub fn add_tag(
     conn: &mut DbConnection,
     environment: Environment,
     id: ConnectionId,
     name: &TagName,
-) -> Result<(), StoreError> {
+) -> Result<(Tag, bool), StoreError> {
     conn.transaction(|conn| {
         lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
-        let tag_ids = tag_store::ensure(conn, std::slice::from_ref(name))?;
+        let tag_id = tag_store::ensure(conn, std::slice::from_ref(name))?[0];
+        let stored: String = tags::table.find(tag_id.0).select(tags::name).first(conn)?;
+        let tag = Tag { id: tag_id, name: stored };
         let already: i64 = connection_tags::table
-            .filter(connection_tags::connection_id.eq(id.0).and(connection_tags::tag_id.eq(tag_ids[0].0)))
+            .filter(connection_tags::connection_id.eq(id.0).and(connection_tags::tag_id.eq(tag_id.0)))
             .count()
             .get_result(conn)?;
-        if already == 0 {
-            let count: i64 = connection_tags::table
-                .filter(connection_tags::connection_id.eq(id.0))
-                .count()
-                .get_result(conn)?;
-            if count >= super::input::MAX_TAGS as i64 {
-                return Err(StoreError::TooManyTags);
-            }
-            diesel::insert_into(connection_tags::table)
-                .values((
-                    connection_tags::connection_id.eq(id.0),
-                    connection_tags::tag_id.eq(tag_ids[0].0),
-                    connection_tags::environment.eq(environment.as_str()),
-                ))
-                .execute(conn)?;
+        if already > 0 {
+            return Ok((tag, false));
         }
-        Ok(())
+        let count: i64 = connection_tags::table
+            .filter(connection_tags::connection_id.eq(id.0))
+            .count()
+            .get_result(conn)?;
+        if count >= super::input::MAX_TAGS as i64 {
+            return Err(StoreError::TooManyTags);
+        }
+        diesel::insert_into(connection_tags::table)
+            .values((
+                connection_tags::connection_id.eq(id.0),
+                connection_tags::tag_id.eq(tag_id.0),
+                connection_tags::environment.eq(environment.as_str()),
+            ))
+            .execute(conn)?;
+        Ok((tag, true))
     })
 }
 
@@ -325,7 +330,7 @@ pub fn remove_tag(
 /// row lock on PostgreSQL, the database's write lock on SQLite (whose
 /// deferred transactions would otherwise fail with "database is locked"
 /// when two of them try to upgrade from reading to writing at once).
-fn lock_row(conn: &mut DbConnection, id: ConnectionId) -> QueryResult<usize> {
+pub fn lock_row(conn: &mut DbConnection, id: ConnectionId) -> QueryResult<usize> {
     diesel::update(connections::table.find(id.0))
         .set(connections::version.eq(connections::version))
         .execute(conn)
@@ -502,6 +507,32 @@ pub fn list(
     Ok(ListPage { connections, total, page, pages })
 }
 
+/// Everything the Connections page shows for one request: the page of
+/// connections and the sidebar's counts.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub page: ListPage,
+    /// ACTIVE and NOT ACTIVE.
+    pub statuses: (i64, i64),
+    pub component_counts: Vec<(String, i64)>,
+    pub tag_counts: Vec<tag_store::TagCount>,
+}
+
+/// What the list page reads, in the queries it sends (`tests/query_plans.rs`
+/// checks that each is served by an index).
+pub fn overview(
+    conn: &mut DbConnection,
+    environment: Environment,
+    query: &ListQuery,
+) -> Result<Overview, StoreError> {
+    Ok(Overview {
+        page: list(conn, environment, query)?,
+        statuses: status_counts(conn, environment)?,
+        component_counts: component_counts(conn, environment)?,
+        tag_counts: tag_store::counts(conn, environment)?,
+    })
+}
+
 /// How many connections each component has in an environment.
 pub fn component_counts(
     conn: &mut DbConnection,
@@ -527,8 +558,8 @@ pub struct CheckRecord {
 }
 
 impl CheckRecord {
-    pub fn is_active(&self) -> bool {
-        self.status == Status::Active.as_str()
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::NotActive)
     }
 }
 

@@ -5,8 +5,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use rust_embed::RustEmbed;
 
-use super::State;
-use crate::error::AppError;
+use crate::web::State;
+use crate::web::error::AppError;
 
 /// htmx (2.0.11, from `npm pack htmx.org@2`), app.js, app.css and icons.
 #[derive(RustEmbed)]

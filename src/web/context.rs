@@ -11,7 +11,7 @@ use askama::Template;
 
 use crate::accounts::User;
 use crate::environment::Environment;
-use crate::error::AppError;
+use crate::web::error::AppError;
 
 const ENVIRONMENT_KEY: &str = "environment";
 const CSRF_KEY: &str = "csrf";
@@ -116,15 +116,60 @@ pub fn wants_fragment(req: &HttpRequest) -> bool {
     has("hx-request") && !has("hx-history-restore-request")
 }
 
-#[derive(Template)]
-#[template(path = "page.html")]
-pub struct Page<'a> {
+/// What the base layout (`base.html`) needs: the title, the header's
+/// environment switch, the signed-in person's links, and the CSRF token
+/// htmx sends with every change.
+pub struct Layout<'a> {
     pub title: &'a str,
     pub environment: Environment,
     pub environments: [Environment; 3],
-    pub csrf: &'a str,
-    pub body: &'a str,
-    pub user: Option<&'a User>,
+    pub csrf: String,
+    pub user: Option<User>,
+}
+
+impl<'a> Layout<'a> {
+    /// The layout for this request, outside a handler (error pages).
+    pub fn of(req: &HttpRequest, title: &'a str) -> Layout<'a> {
+        let session = UserSession::of(req);
+        Layout {
+            title,
+            environment: session.environment(),
+            environments: Environment::ALL,
+            csrf: session.stored_csrf_token().unwrap_or_default(),
+            user: req.extensions().get::<User>().cloned(),
+        }
+    }
+
+    /// Without any request: only the brand and the content.
+    pub fn anonymous(title: &'a str) -> Layout<'a> {
+        Layout {
+            title,
+            environment: Environment::default(),
+            environments: Environment::ALL,
+            csrf: String::new(),
+            user: None,
+        }
+    }
+}
+
+/// A typed template placed inside another one. It escapes its own values,
+/// so the outer template writes its output as it is.
+pub struct Partial<'a, T>(pub &'a T);
+
+impl<T: Template> std::fmt::Display for Partial<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.render_into(f).map_err(|_| std::fmt::Error)
+    }
+}
+
+impl<T: Template> askama::filters::HtmlSafe for Partial<'_, T> {}
+
+/// A fragment wrapped in the base layout, for requests without htmx.
+#[derive(Template)]
+#[template(path = "page.html")]
+struct Page<'a, T: Template> {
+    layout: Layout<'a>,
+    content: Partial<'a, T>,
 }
 
 impl Ctx {
@@ -150,22 +195,27 @@ impl Ctx {
         title: &str,
         fragment: &impl Template,
     ) -> Result<HttpResponse, AppError> {
-        let body = fragment.render().map_err(AppError::internal)?;
         let html = if self.fragment {
-            body
+            fragment.render()
         } else {
-            Page {
-                title,
-                environment: self.environment,
-                environments: Environment::ALL,
-                csrf: &self.csrf,
-                body: &body,
-                user: self.user.as_ref(),
-            }
-            .render()
-            .map_err(AppError::internal)?
+            Page { layout: self.layout(title), content: Partial(fragment) }.render()
         };
-        Ok(html_response(status, html))
+        Ok(html_response(status, html.map_err(AppError::internal)?))
+    }
+
+    pub fn layout<'a>(&self, title: &'a str) -> Layout<'a> {
+        Layout {
+            title,
+            environment: self.environment,
+            environments: Environment::ALL,
+            csrf: self.csrf.clone(),
+            user: self.user.clone(),
+        }
+    }
+
+    /// A whole page that has no fragment form (sign-in, password).
+    pub fn page(&self, status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
+        Ok(html_response(status, page.render().map_err(AppError::internal)?))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::State;
+use crate::web::State;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));

@@ -1,51 +1,50 @@
 //! The web layer: translates HTTP into calls on the domain modules and
-//! renders their results. Pages are askama templates; every page is also
-//! served as a fragment to htmx, which swaps it in place.
+//! renders their results. Nothing outside `web` imports from it.
+//!
+//! Routes are grouped by area (`connections`, `admin`, `account`); each
+//! area registers its routes with the role they need. Pages are askama
+//! templates; every page is also served as a fragment to htmx, which swaps
+//! it in place.
 
+mod account;
+mod admin;
 pub mod assets;
-mod audit_page;
-mod auth;
-mod check;
-mod connection_form;
-mod context;
-mod csrf;
-mod delete;
-mod environment_switch;
-pub mod errors;
+mod connections;
+pub mod context;
+mod environment;
+pub mod error;
 mod form;
 mod health;
-mod list;
-mod people;
-mod security;
-mod tag_admin;
-mod tagging;
+pub mod middleware;
 
-use actix_web::web;
+use actix_web::Resource;
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, post};
 
 use crate::db::DbConnection;
-use crate::error::AppError;
 pub use crate::state::AppState;
-
-pub use auth::require_user;
 pub use context::Ctx;
-pub use csrf::csrf_guard;
-pub use security::security_headers;
+use error::AppError;
 
 pub type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
     health::routes(cfg);
-    auth::routes(cfg);
-    people::routes(cfg);
-    audit_page::routes(cfg);
-    list::routes(cfg);
-    environment_switch::routes(cfg);
-    connection_form::routes(cfg);
-    check::routes(cfg);
-    delete::routes(cfg);
-    tagging::routes(cfg);
-    tag_admin::routes(cfg);
+    account::routes(cfg);
+    connections::routes(cfg);
+    admin::routes(cfg);
+    cfg.service(
+        resource("/environment")
+            .wrap(from_fn(middleware::auth::signed_in))
+            .route(post().to(environment::switch)),
+    );
+}
+
+/// A route's resource: asked with a method it does not answer, it says so
+/// (405) rather than that nothing is there.
+pub fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(error::method_not_allowed))
 }
 
 /// Runs blocking database work on the thread pool meant for it.
@@ -54,8 +53,5 @@ where
     F: FnOnce(&mut DbConnection, &AppState) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    state.clone().into_inner().blocking(work).await.map_err(|e| match e {
-        crate::state::BlockingError::Work(e) => e,
-        other => AppError::internal(other),
-    })
+    state.clone().into_inner().blocking(work).await.map_err(AppError::from)
 }

@@ -15,29 +15,25 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::context::{after_change, html_response};
-use super::form::FormData;
-use super::{Ctx, State, db};
-use crate::audit::{self, Actor, Event};
+use super::check::{self, CheckPanel};
+use super::{EnvironmentCheck, opened_in};
+use crate::audit::Actor;
 use crate::catalog::{AuthMethod, Component, Field};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
-use crate::connections::{ConnectionId, StoreError, store};
-use crate::error::AppError;
+use crate::connections::{ConnectionId, StoreError, operations, store};
+use crate::environment::Environment;
 use crate::tags::{self, Tag};
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/connections/new", web::get().to(new))
-        .route("/connections", web::post().to(create))
-        .route("/connections/{id}/edit", web::get().to(edit))
-        .route("/connections/{id}", web::post().to(update));
-}
+use crate::web::context::{Partial, after_change, html_response};
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::{Ctx, State, db};
 
 /// The prefix of a catalog field's name in the form, so a field called
 /// `name` cannot collide with the connection's name.
 const FIELD_PREFIX: &str = "field:";
 
 #[derive(Debug, Deserialize)]
-struct NewParams {
+pub(super) struct NewParams {
     #[serde(default)]
     component: Option<String>,
     #[serde(default)]
@@ -80,6 +76,7 @@ impl FormField<'_> {
     }
 }
 
+#[derive(Clone, Copy)]
 pub enum Mode {
     New,
     Edit { id: ConnectionId, version: i32 },
@@ -89,6 +86,9 @@ pub enum Mode {
 #[template(path = "connection_form_partial.html")]
 struct ConnectionForm<'a> {
     mode: Mode,
+    /// Where it saves; sent back with the form, so a save never lands in
+    /// an environment switched to in another tab.
+    environment: Environment,
     csrf: &'a str,
     component: &'a Component,
     method: &'a AuthMethod,
@@ -99,7 +99,7 @@ struct ConnectionForm<'a> {
     /// Tags that exist nowhere yet but were typed, shown as ticked boxes.
     extra_tags: Vec<&'a str>,
     /// Edit only: the status and recent checks.
-    check_panel: Option<String>,
+    check_panel: Option<Partial<'a, CheckPanel<'a>>>,
 }
 
 impl ConnectionForm<'_> {
@@ -133,9 +133,28 @@ impl ConnectionForm<'_> {
 struct FormErrors<'a> {
     keys: Vec<&'a str>,
     errors: &'a FieldErrors,
+    /// Set when the session moved to another environment since the form
+    /// was opened: the form now says (and sends) that one.
+    switched_to: Option<Environment>,
 }
 
-async fn new(state: State, ctx: Ctx, params: web::Query<NewParams>) -> Result<HttpResponse, AppError> {
+/// A form as it is shown again: what was typed, and what is wrong with it.
+struct Shown<'a> {
+    mode: Mode,
+    environment: Environment,
+    component: &'a Component,
+    input: &'a ConnectionInput,
+    errors: &'a FieldErrors,
+    all_tags: &'a [Tag],
+    /// Secret fields with a stored value that a blank input keeps.
+    stored: &'a BTreeSet<String>,
+}
+
+pub(super) async fn new(
+    state: State,
+    ctx: Ctx,
+    params: web::Query<NewParams>,
+) -> Result<HttpResponse, AppError> {
     let params = params.into_inner();
     let Some(key) = params.component.filter(|k| !k.is_empty()) else {
         let query = params.q.unwrap_or_default();
@@ -157,74 +176,72 @@ async fn new(state: State, ctx: Ctx, params: web::Query<NewParams>) -> Result<Ht
         ..ConnectionInput::default()
     };
     let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
-    render_form(
-        &ctx,
-        StatusCode::OK,
-        Mode::New,
+    let shown = Shown {
+        mode: Mode::New,
+        environment: ctx.environment,
         component,
-        &input,
-        &FieldErrors::default(),
-        &all_tags,
-        &BTreeSet::new(),
-        None,
-    )
+        input: &input,
+        errors: &FieldErrors::default(),
+        all_tags: &all_tags,
+        stored: &BTreeSet::new(),
+    };
+    render_form(&ctx, StatusCode::OK, &shown, None)
 }
 
-async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
+pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
     let key = form.text("component");
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
     let input = read_input(&form);
-    match input::validate(component, &input, None, &BTreeSet::new()) {
-        Ok(mut draft) => {
-            let environment = ctx.environment;
-            let key = component.key.clone();
-            let name = draft.name.clone();
-            let user = ctx.user()?.clone();
-            draft.author = Some(user.display());
-            let id = db(&state, move |conn, state| {
-                let id = store::insert(conn, &state.keyring, environment, &key, &draft)?;
-                let fields: Vec<&String> = draft.parameters.keys().chain(draft.secrets.keys()).collect();
-                let tags: Vec<&str> = draft.tags.iter().map(|t| t.as_str()).collect();
-                audit::record(conn, Event {
-                    actor: Actor::Person(&user),
-                    action: "connection_create",
-                    environment: Some(environment),
-                    connection: Some(id),
-                    subject: &draft.name,
-                    details: serde_json::json!({
-                        "component": key, "auth_method": draft.auth_method, "fields": fields, "tags": tags,
-                    }),
-                })?;
-                Ok(id)
-            })
-            .await?;
-            tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
-            let verdict = super::check::after_save(&state, &ctx, id).await;
-            Ok(saved(&ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
-        }
-        Err(errors) => {
+    let environment = ctx.environment;
+    let ctx = &ctx;
+    let refuse = |errors: FieldErrors, status: StatusCode, switched: bool| {
+        let state = state.clone();
+        let input = input.clone();
+        async move {
             let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
-            refused(
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Mode::New,
+            let shown = Shown {
+                mode: Mode::New,
+                environment,
                 component,
-                &input,
-                &errors,
-                &all_tags,
-                &BTreeSet::new(),
-            )
+                input: &input,
+                errors: &errors,
+                all_tags: &all_tags,
+                stored: &BTreeSet::new(),
+            };
+            refused(ctx, status, &shown, switched.then_some(environment))
         }
+    };
+    if let EnvironmentCheck::Switched { opened } = opened_in(ctx, &form)? {
+        let message = format!(
+            "This form was opened in {opened}, but Plugboard now shows {environment} (it was switched in \
+             another tab or window), so nothing was saved. Save again to create it in {environment}, or \
+             switch back to {opened} at the top of the page first."
+        );
+        return refuse(FieldErrors::single("form", message), StatusCode::CONFLICT, true).await;
     }
+    let draft = match input::validate(component, &input, None, &BTreeSet::new()) {
+        Ok(draft) => draft,
+        Err(errors) => return refuse(errors, StatusCode::UNPROCESSABLE_ENTITY, false).await,
+    };
+    let user = ctx.user()?.clone();
+    let name = draft.name.clone();
+    let key = component.key.clone();
+    let id = db(&state, move |conn, state| {
+        Ok(operations::create(conn, &state.keyring, &Actor::Person(&user), environment, &key, draft)?)
+    })
+    .await?;
+    tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
+    let verdict = check::after_save(&state, ctx, id).await;
+    Ok(after_change(ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
 }
 
 #[derive(Debug, Deserialize)]
-struct EditParams {
+pub(super) struct EditParams {
     #[serde(default)]
     method: Option<String>,
 }
 
-async fn edit(
+pub(super) async fn edit(
     state: State,
     ctx: Ctx,
     id: web::Path<i64>,
@@ -232,11 +249,17 @@ async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let (connection, all_tags, checks) = db(&state, move |conn, _| {
+    let (connection, all_tags, checks, unreadable) = db(&state, move |conn, state| {
+        let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
+            Ok(_) => None,
+            Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        };
         Ok((
             store::get(conn, environment, id)?,
             tags::all(conn)?,
             store::recent_checks(conn, environment, id)?,
+            unreadable,
         ))
     })
     .await?;
@@ -244,9 +267,7 @@ async fn edit(
         state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
     let method = pick_method(component, params.method.as_deref().or(Some(&connection.auth_method)));
     let check_panel =
-        super::check::CheckPanel { csrf: &ctx.csrf, id, status: &connection.status, checks: &checks }
-            .render()
-            .map_err(AppError::internal)?;
+        CheckPanel { csrf: &ctx.csrf, environment, id, status: &connection.status, checks: &checks };
     let input = ConnectionInput {
         name: connection.name.clone(),
         auth_method: method.key.clone(),
@@ -254,33 +275,53 @@ async fn edit(
         tags: connection.tags.iter().map(|t| t.name.clone()).collect(),
         new_tags: String::new(),
     };
-    let stored =
-        if method.key == connection.auth_method { connection.secret_fields.clone() } else { BTreeSet::new() };
-    let mode = Mode::Edit { id, version: connection.version };
-    render_form(
-        &ctx,
-        StatusCode::OK,
-        mode,
+    // Stored secrets that cannot be opened are as good as none: the form
+    // asks for them again rather than pretending they are kept.
+    let stored = if method.key == connection.auth_method && unreadable.is_none() {
+        connection.secret_fields.clone()
+    } else {
+        BTreeSet::new()
+    };
+    let errors = match &unreadable {
+        Some(why) => FieldErrors::single("form", undecryptable(why)),
+        None => FieldErrors::default(),
+    };
+    let shown = Shown {
+        mode: Mode::Edit { id, version: connection.version },
+        environment,
         component,
-        &input,
-        &FieldErrors::default(),
-        &all_tags,
-        &stored,
-        Some(check_panel),
+        input: &input,
+        errors: &errors,
+        all_tags: &all_tags,
+        stored: &stored,
+    };
+    render_form(&ctx, StatusCode::OK, &shown, Some(Partial(&check_panel)))
+}
+
+/// What the form says when the stored credentials cannot be opened.
+fn undecryptable(why: &str) -> String {
+    format!(
+        "Plugboard cannot decrypt the stored credentials ({why}). Enter them again to save this connection."
     )
 }
 
-async fn update(
+pub(super) async fn update(
     state: State,
     ctx: Ctx,
     id: web::Path<i64>,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
-    let environment = ctx.environment;
     let version: i32 = form.text("version").parse().map_err(|_| {
         AppError::bad_request("This form is missing its version, so it cannot be saved safely. Open the connection again and redo the change.")
     })?;
+    // A form opened in another environment than the session's now: it
+    // is shown (and refused) as the connection it was opened for.
+    let check = opened_in(&ctx, &form)?;
+    let environment = match check {
+        EnvironmentCheck::Switched { opened } => opened,
+        EnvironmentCheck::Same => ctx.environment,
+    };
     let (connection, all_tags) =
         db(&state, move |conn, _| Ok((store::get(conn, environment, id)?, tags::all(conn)?))).await?;
     let component =
@@ -291,90 +332,64 @@ async fn update(
     } else {
         BTreeSet::new()
     };
-    let mode = Mode::Edit { id, version };
+    let refuse = |errors: &FieldErrors, status: StatusCode| {
+        let shown = Shown {
+            mode: Mode::Edit { id, version },
+            environment,
+            component,
+            input: &input,
+            errors,
+            all_tags: &all_tags,
+            stored: &stored,
+        };
+        refused(&ctx, status, &shown, None)
+    };
+    if let EnvironmentCheck::Switched { opened } = check {
+        let message = format!(
+            "This connection is in {opened}, but Plugboard now shows {} (it was switched in another tab \
+             or window), so nothing was saved. Switch back to {opened} at the top of the page, then save \
+             again.",
+            ctx.environment
+        );
+        return refuse(&FieldErrors::single("form", message), StatusCode::CONFLICT);
+    }
     let draft =
         match input::validate(component, &input, Some(&connection.auth_method), &connection.secret_fields) {
             Ok(draft) => draft,
-            Err(errors) => {
-                return refused(
-                    &ctx,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    mode,
-                    component,
-                    &input,
-                    &errors,
-                    &all_tags,
-                    &stored,
-                );
-            }
+            Err(errors) => return refuse(&errors, StatusCode::UNPROCESSABLE_ENTITY),
         };
     let name = draft.name.clone();
+    let kept: Vec<String> = draft.kept_secrets.iter().cloned().collect();
     let user = ctx.user()?.clone();
-    let mut draft = draft;
-    draft.author = Some(user.display());
-    let changes = changed_fields(&connection, &draft);
-    let saved_result = db(&state, move |conn, state| {
-        match store::update(conn, &state.keyring, environment, id, version, &draft) {
-            Err(StoreError::Conflict) => Ok(false),
-            Ok(()) => {
-                audit::record(
-                    conn,
-                    Event {
-                        actor: Actor::Person(&user),
-                        action: "connection_edit",
-                        environment: Some(environment),
-                        connection: Some(id),
-                        subject: &draft.name,
-                        details: changes,
-                    },
-                )?;
-                Ok(true)
-            }
-            Err(e) => Err(AppError::from(e)),
-        }
+    let saved = db(&state, move |conn, state| {
+        let actor = Actor::Person(&user);
+        Ok(operations::update(conn, &state.keyring, &actor, environment, id, version, draft))
     })
     .await?;
-    if !saved_result {
-        let errors = FieldErrors::single(
-            "form",
-            "Someone else saved this connection after you opened it, so your changes were not saved. \
-             Open it again to see the latest version, then make your change again.",
-        );
-        return refused(&ctx, StatusCode::CONFLICT, mode, component, &input, &errors, &all_tags, &stored);
+    match saved {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            let errors = FieldErrors::single(
+                "form",
+                "Someone else saved this connection after you opened it, so your changes were not saved. \
+                 Open it again to see the latest version, then make your change again.",
+            );
+            return refuse(&errors, StatusCode::CONFLICT);
+        }
+        // A kept secret that cannot be opened: ask for it, change nothing.
+        Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => {
+            let why = e.to_string();
+            let mut errors = FieldErrors::single("form", undecryptable(&why));
+            for key in &kept {
+                errors.add(key, "The stored value cannot be decrypted; enter it again.");
+            }
+            return refuse(&errors, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection updated");
-    let verdict = super::check::after_save(&state, &ctx, id).await;
-    Ok(saved(&ctx, &format!("Saved \u{201c}{name}\u{201d}: {verdict}.")))
-}
-
-/// What an edit changes, by name only: never a value, so the audit trail
-/// holds no secret.
-fn changed_fields(
-    before: &crate::connections::Connection,
-    after: &crate::connections::Draft,
-) -> serde_json::Value {
-    let mut fields: Vec<String> = Vec::new();
-    if before.name != after.name {
-        fields.push("name".into());
-    }
-    if before.auth_method != after.auth_method {
-        fields.push("auth_method".into());
-    }
-    let keys: BTreeSet<&String> = before.parameters.keys().chain(after.parameters.keys()).collect();
-    for key in keys {
-        if before.parameters.get(key) != after.parameters.get(key) {
-            fields.push(key.clone());
-        }
-    }
-    // A secret typed again counts as changed: its value is never compared.
-    fields.extend(after.secrets.keys().cloned());
-    let old_tags: BTreeSet<String> = before.tags.iter().map(|t| t.name.to_lowercase()).collect();
-    let new_tags: BTreeSet<String> = after.tags.iter().map(|t| t.key()).collect();
-    serde_json::json!({
-        "fields": fields,
-        "tags_added": new_tags.difference(&old_tags).collect::<Vec<_>>(),
-        "tags_removed": old_tags.difference(&new_tags).collect::<Vec<_>>(),
-    })
+    let verdict = check::after_save(&state, &ctx, id).await;
+    Ok(after_change(&ctx, &format!("Saved \u{201c}{name}\u{201d}: {verdict}.")))
 }
 
 fn read_input(form: &FormData) -> ConnectionInput {
@@ -410,73 +425,62 @@ fn removed_component(key: &str) -> AppError {
     )
 }
 
-fn saved(ctx: &Ctx, notice: &str) -> HttpResponse {
-    after_change(ctx, notice)
-}
-
-#[allow(clippy::too_many_arguments)]
+/// A refused save. htmx gets only the messages, so everything typed stays
+/// in the browser; a plain form comes back with the non-secret values.
 fn refused(
     ctx: &Ctx,
     status: StatusCode,
-    mode: Mode,
-    component: &Component,
-    input: &ConnectionInput,
-    errors: &FieldErrors,
-    all_tags: &[Tag],
-    stored: &BTreeSet<String>,
+    shown: &Shown,
+    switched_to: Option<Environment>,
 ) -> Result<HttpResponse, AppError> {
     if !ctx.fragment {
-        return render_form(ctx, status, mode, component, input, errors, all_tags, stored, None);
+        return render_form(ctx, status, shown, None);
     }
-    let method = pick_method(component, Some(&input.auth_method));
+    let method = pick_method(shown.component, Some(&shown.input.auth_method));
     let keys = ["form", "name", "auth_method", "tags"]
         .into_iter()
-        .chain(component.settings.iter().chain(&method.fields).map(|f| f.key.as_str()))
+        .chain(shown.component.settings.iter().chain(&method.fields).map(|f| f.key.as_str()))
         .collect();
-    let html = FormErrors { keys, errors }.render().map_err(AppError::internal)?;
+    let html = FormErrors { keys, errors: shown.errors, switched_to }.render().map_err(AppError::internal)?;
     let mut res = html_response(status, html);
     // Leave the form as it is; only the out-of-band messages change.
     res.headers_mut().insert(header::HeaderName::from_static("hx-reswap"), HeaderValue::from_static("none"));
     Ok(res)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn render_form(
     ctx: &Ctx,
     status: StatusCode,
-    mode: Mode,
-    component: &Component,
-    input: &ConnectionInput,
-    errors: &FieldErrors,
-    all_tags: &[Tag],
-    stored: &BTreeSet<String>,
-    check_panel: Option<String>,
+    shown: &Shown,
+    check_panel: Option<Partial<'_, CheckPanel<'_>>>,
 ) -> Result<HttpResponse, AppError> {
-    let method = pick_method(component, Some(&input.auth_method));
-    let fields = component
+    let method = pick_method(shown.component, Some(&shown.input.auth_method));
+    let fields = shown
+        .component
         .settings
         .iter()
         .chain(&method.fields)
         .map(|field| FormField {
             field,
             // A secret is never written back into a page.
-            value: if field.secret { "" } else { input.value(&field.key) },
-            error: errors.get(&field.key),
-            stored: field.secret && stored.contains(&field.key),
+            value: if field.secret { "" } else { shown.input.value(&field.key) },
+            error: shown.errors.get(&field.key),
+            stored: field.secret && shown.stored.contains(&field.key),
         })
         .collect();
-    let known: BTreeSet<String> = all_tags.iter().map(|t| t.name.to_lowercase()).collect();
+    let known: BTreeSet<String> = shown.all_tags.iter().map(|t| t.name.to_lowercase()).collect();
     let extra_tags =
-        input.tags.iter().map(String::as_str).filter(|t| !known.contains(&t.to_lowercase())).collect();
+        shown.input.tags.iter().map(String::as_str).filter(|t| !known.contains(&t.to_lowercase())).collect();
     let form = ConnectionForm {
-        mode,
+        mode: shown.mode,
+        environment: shown.environment,
         csrf: &ctx.csrf,
-        component,
+        component: shown.component,
         method,
-        input,
+        input: shown.input,
         fields,
-        errors,
-        all_tags,
+        errors: shown.errors,
+        all_tags: shown.all_tags,
         extra_tags,
         check_panel,
     };

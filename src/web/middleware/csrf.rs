@@ -1,27 +1,27 @@
 //! Every state-changing request must carry the session's CSRF token: in the
 //! `X-CSRF-Token` header (htmx sends it from the `hx-headers` on <body>) or
-//! as the `csrf_token` field of a form. Checked here, once, for every route,
-//! so no handler can forget it.
+//! as the `csrf_token` field of a form. Checked by the access guards of
+//! `middleware::auth`, which every route is registered behind, after they
+//! decide who may ask (so a request without a session hears "sign in", not
+//! "form expired").
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use subtle::ConstantTimeEq;
 
-use super::context::UserSession;
-use crate::error::AppError;
+use crate::web::context::UserSession;
+use crate::web::error::AppError;
 
 pub const HEADER: &str = "x-csrf-token";
 pub const FIELD: &str = "csrf_token";
 
-pub async fn csrf_guard(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+/// Gives a safe request back untouched, and a state-changing one back only
+/// if it carries the session's token (its body restored for the handler);
+/// otherwise the refusal to send.
+pub async fn verify(mut req: ServiceRequest) -> Result<ServiceRequest, ServiceResponse> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return Ok(req);
     }
     let expected = UserSession::of(req.request()).stored_csrf_token();
     let mut presented = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -33,9 +33,9 @@ pub async fn csrf_guard(
             Err(e) => {
                 // Too large or unreadable: answered here, with the headers
                 // every response carries, rather than escaping as an error.
-                let error = super::errors::framework_error(e.as_response_error().status_code());
-                let response = super::errors::respond(req.request(), &error);
-                return Ok(req.into_response(response).map_into_right_body());
+                let error = crate::web::error::framework_error(e.as_response_error().status_code());
+                let response = crate::web::error::respond(req.request(), &error);
+                return Err(req.into_response(response));
             }
         };
         presented = form_urlencoded::parse(&body).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
@@ -55,8 +55,8 @@ pub async fn csrf_guard(
             "This request did not carry a valid security token, so nothing was changed. \
              Reload the page and try again.",
         );
-        let response = super::errors::respond(req.request(), &error);
-        return Ok(req.into_response(response).map_into_right_body());
+        let response = crate::web::error::respond(req.request(), &error);
+        return Err(req.into_response(response));
     }
-    Ok(next.call(req).await?.map_into_left_body())
+    Ok(req)
 }

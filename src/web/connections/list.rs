@@ -6,18 +6,14 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{Ctx, State, db};
 use crate::catalog::Component;
 use crate::connections::{Connection, ListPage, ListQuery, Sort, Status, store};
 use crate::environment::Environment;
-use crate::error::AppError;
-use crate::tags::{self, TagCount};
+use crate::tags::TagCount;
+use crate::web::error::AppError;
+use crate::web::{Ctx, State, db};
 
 pub const PER_PAGE: i64 = 50;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index));
-}
 
 /// The filters as they appear in the URL, so a filtered list can be
 /// bookmarked and the back button works. Unreadable values are ignored
@@ -38,10 +34,32 @@ pub struct Filter {
     pub page: Option<String>,
 }
 
+/// The longest value a filter takes. Names, keys and tags are all shorter,
+/// so a longer value could match nothing; refusing it also keeps a
+/// pathological pattern away from the database (SQLite refuses LIKE
+/// patterns over 50,000 bytes).
+pub const MAX_FILTER_CHARS: usize = 100;
+
 impl Filter {
+    /// Refuses a filter value too long to match anything, by name.
+    fn check_lengths(&self) -> Result<(), AppError> {
+        for (what, value) in [("search", &self.q), ("component", &self.component), ("tag", &self.tag)] {
+            let chars = value.as_deref().map_or(0, |v| v.chars().count());
+            if chars > MAX_FILTER_CHARS {
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Filter too long",
+                    format!(
+                        "The {what} can be at most {MAX_FILTER_CHARS} characters (no name is longer); this \
+                         one has {chars}. Shorten it, or clear the filters."
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn clean(mut self) -> Filter {
-        // Long values are kept: they match nothing, as they should, rather
-        // than being dropped and matching everything.
         // Control characters (a NUL, say) can match no name; PostgreSQL
         // would refuse them outright.
         let keep = |v: Option<String>| {
@@ -197,6 +215,16 @@ impl Row<'_> {
         self.connection.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
+    /// The badge's hover text: when it was checked, and why if NOT ACTIVE.
+    pub fn status_title(&self) -> String {
+        let status = &self.connection.status;
+        if status.status.is_active() {
+            self.checked()
+        } else {
+            format!("{}; {}", status.reason, self.checked())
+        }
+    }
+
     pub fn checked(&self) -> String {
         match self.connection.status.checked_at {
             Some(t) => format!("last checked {} UTC", t.format("%Y-%m-%d %H:%M")),
@@ -254,26 +282,17 @@ impl Workspace<'_> {
     }
 }
 
-struct Loaded {
-    page: ListPage,
-    statuses: (i64, i64),
-    component_counts: Vec<(String, i64)>,
-    tag_counts: Vec<TagCount>,
-}
-
-async fn index(state: State, ctx: Ctx, filter: web::Query<Filter>) -> Result<HttpResponse, AppError> {
-    let filter = filter.into_inner().clean();
+pub(super) async fn index(
+    state: State,
+    ctx: Ctx,
+    filter: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    let filter = filter.into_inner();
+    filter.check_lengths()?;
+    let filter = filter.clean();
     let query = filter.query();
     let environment = ctx.environment;
-    let loaded = db(&state, move |conn, _| {
-        Ok(Loaded {
-            page: store::list(conn, environment, &query)?,
-            statuses: store::status_counts(conn, environment)?,
-            component_counts: store::component_counts(conn, environment)?,
-            tag_counts: tags::counts(conn, environment)?,
-        })
-    })
-    .await?;
+    let loaded = db(&state, move |conn, _| Ok(store::overview(conn, environment, &query)?)).await?;
 
     let catalog = &state.catalog;
     let mut components: Vec<ComponentCount> = loaded

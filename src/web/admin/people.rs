@@ -6,19 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::form::FormData;
-use super::{Ctx, State, db};
 use crate::accounts::{self, AccountError, NewUser, Role, User, UserId};
 use crate::audit::{self, Actor, Event};
-use crate::error::AppError;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(page))
-        .route("/admin/users", web::post().to(add))
-        .route("/admin/users/{id}/role", web::post().to(set_role))
-        .route("/admin/users/{id}/disable", web::post().to(disable))
-        .route("/admin/users/{id}/enable", web::post().to(enable));
-}
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::{Ctx, State, db};
 
 #[derive(Template)]
 #[template(path = "people_partial.html")]
@@ -33,7 +25,7 @@ struct People<'a> {
     role: Role,
 }
 
-async fn render(
+pub(super) async fn render(
     state: &State,
     ctx: &Ctx,
     status: StatusCode,
@@ -54,7 +46,7 @@ async fn render(
     ctx.respond(status, "People", &page)
 }
 
-async fn page(state: State, ctx: Ctx) -> Result<HttpResponse, AppError> {
+pub(super) async fn page(state: State, ctx: Ctx) -> Result<HttpResponse, AppError> {
     render(&state, &ctx, StatusCode::OK, None, ("", "", Role::Member)).await
 }
 
@@ -71,7 +63,7 @@ fn account_error(e: AccountError) -> Result<String, AppError> {
     }
 }
 
-async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
+pub(super) async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
     let me = ctx.user()?.clone();
     let (email, name, password) = (form.text("email"), form.text("name"), form.text("password"));
     let Some(role) = Role::parse(&form.text("role")) else {
@@ -95,7 +87,7 @@ async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, App
                 conn,
                 Event {
                     actor: Actor::Person(&me),
-                    action: "user_create",
+                    action: audit::Action::UserCreate,
                     environment: None,
                     connection: None,
                     subject: &user.email,
@@ -107,7 +99,7 @@ async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, App
     })
     .await?;
     match created {
-        Ok(_) => Ok(super::context::see_other("/admin/users")),
+        Ok(_) => Ok(crate::web::context::see_other("/admin/users")),
         Err(e) => {
             let message = account_error(e)?;
             render(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, Some(&message), (&email, &name, role))
@@ -117,11 +109,11 @@ async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, App
 }
 
 /// Runs an account change, records it, and answers with the page again.
-async fn change(
+pub(super) async fn change(
     state: State,
     ctx: Ctx,
     id: i64,
-    action: &'static str,
+    action: audit::Action,
     apply: impl FnOnce(&mut crate::db::DbConnection, UserId) -> Result<(User, serde_json::Value), AccountError>
     + Send
     + 'static,
@@ -146,7 +138,7 @@ async fn change(
     })
     .await?;
     match result {
-        Ok(_) => Ok(super::context::see_other("/admin/users")),
+        Ok(_) => Ok(crate::web::context::see_other("/admin/users")),
         Err(e) => {
             let message = account_error(e)?;
             render(&state, &ctx, StatusCode::CONFLICT, Some(&message), ("", "", Role::Member)).await
@@ -154,7 +146,7 @@ async fn change(
     }
 }
 
-async fn set_role(
+pub(super) async fn set_role(
     state: State,
     ctx: Ctx,
     id: web::Path<i64>,
@@ -163,7 +155,7 @@ async fn set_role(
     let role = Role::parse(&form.text("role")).ok_or_else(|| {
         AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "Unknown role", "Choose Admin, Member or Viewer.")
     })?;
-    change(state, ctx, id.into_inner(), "user_role", move |conn, id| {
+    change(state, ctx, id.into_inner(), audit::Action::UserRole, move |conn, id| {
         let before = accounts::get(conn, id)?.role;
         let user = accounts::set_role(conn, id, role)?;
         Ok((user, serde_json::json!({ "from": before.as_str(), "to": role.as_str() })))
@@ -171,15 +163,15 @@ async fn set_role(
     .await
 }
 
-async fn disable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    change(state, ctx, id.into_inner(), "user_disable", |conn, id| {
+pub(super) async fn disable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    change(state, ctx, id.into_inner(), audit::Action::UserDisable, |conn, id| {
         Ok((accounts::set_disabled(conn, id, true)?, serde_json::json!({ "disabled": true })))
     })
     .await
 }
 
-async fn enable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    change(state, ctx, id.into_inner(), "user_disable", |conn, id| {
+pub(super) async fn enable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    change(state, ctx, id.into_inner(), audit::Action::UserDisable, |conn, id| {
         Ok((accounts::set_disabled(conn, id, false)?, serde_json::json!({ "disabled": false })))
     })
     .await

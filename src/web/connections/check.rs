@@ -4,22 +4,21 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::context::after_change;
-use super::{Ctx, State, db};
 use crate::checks::schedule::{self, Trigger};
 use crate::connections::store::{self, CheckRecord};
 use crate::connections::{Connection, ConnectionId, StatusReport};
-use crate::error::AppError;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/connections/{id}/check", web::post().to(check));
-}
+use crate::environment::Environment;
+use crate::web::context::after_change;
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::{Ctx, State, db};
 
 /// The status and recent checks of one connection, in the edit view.
 #[derive(Template)]
 #[template(path = "check_panel_partial.html")]
 pub struct CheckPanel<'a> {
     pub csrf: &'a str,
+    pub environment: Environment,
     pub id: ConnectionId,
     pub status: &'a StatusReport,
     pub checks: &'a [CheckRecord],
@@ -46,12 +45,14 @@ pub async fn after_save(state: &State, ctx: &Ctx, id: ConnectionId) -> String {
     }
 }
 
-async fn check(
+pub(super) async fn check(
     state: State,
     ctx: Ctx,
     req: HttpRequest,
     id: web::Path<i64>,
+    form: FormData,
 ) -> Result<HttpResponse, AppError> {
+    super::require_same_environment(&ctx, &form)?;
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
     let report =
@@ -74,7 +75,7 @@ async fn check(
         Ok((store::get(conn, environment, id)?, store::recent_checks(conn, environment, id)?))
     })
     .await?;
-    let panel = CheckPanel { csrf: &ctx.csrf, id, status: &connection.status, checks: &checks };
+    let panel = CheckPanel { csrf: &ctx.csrf, environment, id, status: &connection.status, checks: &checks };
     let mut res = ctx.respond(StatusCode::OK, "Checks", &panel)?;
     res.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("hx-trigger"),

@@ -5,17 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::context::after_change;
-use super::{Ctx, State, db};
-use crate::audit::{self, Actor, Event};
-use crate::connections::{Connection, ConnectionId, store};
+use super::require_same_environment;
+use crate::audit::Actor;
+use crate::connections::{Connection, ConnectionId, operations, store};
 use crate::environment::Environment;
-use crate::error::AppError;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/connections/{id}/delete", web::get().to(confirm))
-        .route("/connections/{id}/delete", web::post().to(delete));
-}
+use crate::web::context::after_change;
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::{Ctx, State, db};
 
 #[derive(Template)]
 #[template(path = "delete_partial.html")]
@@ -26,7 +23,7 @@ struct Confirm<'a> {
     environment: Environment,
 }
 
-async fn confirm(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub(super) async fn confirm(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
     let connection = db(&state, move |conn, _| Ok(store::get(conn, environment, id)?)).await?;
@@ -36,27 +33,19 @@ async fn confirm(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpRespo
     ctx.respond(StatusCode::OK, "Delete connection", &page)
 }
 
-async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub(super) async fn delete(
+    state: State,
+    ctx: Ctx,
+    id: web::Path<i64>,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    require_same_environment(&ctx, &form)?;
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
     let user = ctx.user()?.clone();
-    let connection = db(&state, move |conn, _| {
-        let connection = store::get(conn, environment, id)?;
-        store::delete(conn, environment, id)?;
-        audit::record(
-            conn,
-            Event {
-                actor: Actor::Person(&user),
-                action: "connection_delete",
-                environment: Some(environment),
-                connection: Some(id),
-                subject: &connection.name,
-                details: serde_json::json!({ "component": connection.component }),
-            },
-        )?;
-        Ok(connection)
-    })
-    .await?;
+    let connection =
+        db(&state, move |conn, _| Ok(operations::delete(conn, &Actor::Person(&user), environment, id)?))
+            .await?;
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection deleted");
     Ok(after_change(&ctx, &format!("Deleted \u{201c}{}\u{201d} from {environment}.", connection.name)))
 }

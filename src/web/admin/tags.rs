@@ -10,21 +10,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::form::FormData;
-use super::{Ctx, State, db};
+use crate::audit::Actor;
 use crate::environment::Environment;
-use crate::error::AppError;
 use crate::tag_admin::{self as store, MergeChoice, TagAdminError, TagUsage};
 use crate::tags::{MAX_TAG_CHARS, TagId};
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/tags", web::get().to(index))
-        .route("/tags/{id}/rename", web::post().to(rename))
-        .route("/tags/{id}/merge", web::get().to(confirm_merge))
-        .route("/tags/{id}/merge", web::post().to(merge))
-        .route("/tags/{id}/delete", web::get().to(confirm_delete))
-        .route("/tags/{id}/delete", web::post().to(delete));
-}
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::{Ctx, State, db};
 
 /// A refused rename, shown beside its row when the page is reloaded
 /// without JavaScript.
@@ -89,7 +81,7 @@ fn connections(n: i64) -> String {
     if n == 1 { "1 connection".to_owned() } else { format!("{n} connections") }
 }
 
-async fn index(state: State, ctx: Ctx) -> Result<HttpResponse, AppError> {
+pub(super) async fn index(state: State, ctx: Ctx) -> Result<HttpResponse, AppError> {
     let usage = db(&state, |conn, _| Ok(store::usage(conn)?)).await?;
     render_list(&ctx, StatusCode::OK, &usage, None)
 }
@@ -105,7 +97,7 @@ fn render_list(
     ctx.respond(status, "Tags", &page)
 }
 
-async fn rename(
+pub(super) async fn rename(
     state: State,
     ctx: Ctx,
     id: web::Path<i64>,
@@ -114,7 +106,8 @@ async fn rename(
     let id = TagId(id.into_inner());
     let value = form.text("name");
     let raw = value.clone();
-    let result = db(&state, move |conn, _| Ok(store::rename(conn, id, &raw))).await?;
+    let user = ctx.user()?.clone();
+    let result = db(&state, move |conn, _| Ok(store::rename(conn, &Actor::Person(&user), id, &raw))).await?;
     let renamed = match result {
         Ok(renamed) => renamed,
         // Without JavaScript, the page comes back with the name as typed
@@ -128,16 +121,6 @@ async fn rename(
         Err(e) => return Err(refusal(e, "Tag not renamed")),
     };
     tracing::info!(tag = %id, "tag renamed");
-    record(
-        &state,
-        &ctx,
-        "tag_rename",
-        &renamed.after.name,
-        serde_json::json!({
-            "from": renamed.before.name, "to": renamed.after.name,
-        }),
-    )
-    .await?;
     let notice = if renamed.before.name == renamed.after.name {
         format!("\u{201c}{}\u{201d} already has that name.", renamed.after.name)
     } else {
@@ -146,7 +129,11 @@ async fn rename(
     Ok(changed(&ctx, &notice))
 }
 
-async fn confirm_merge(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub(super) async fn confirm_merge(
+    state: State,
+    ctx: Ctx,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let id = TagId(id.into_inner());
     let (source, choices) = db(&state, move |conn, _| {
         Ok(store::usage_of(conn, id).and_then(|source| Ok((source, store::merge_choices(conn, id)?))))
@@ -157,12 +144,18 @@ async fn confirm_merge(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<Htt
     ctx.respond(StatusCode::OK, "Merge tag", &page)
 }
 
-async fn merge(state: State, ctx: Ctx, id: web::Path<i64>, form: FormData) -> Result<HttpResponse, AppError> {
+pub(super) async fn merge(
+    state: State,
+    ctx: Ctx,
+    id: web::Path<i64>,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
     let source = TagId(id.into_inner());
     let into = form.get("into").and_then(|v| v.trim().parse::<i64>().ok()).map(TagId);
+    let user = ctx.user()?.clone();
     let merged = db(&state, move |conn, _| {
         Ok(match into {
-            Some(target) => store::merge(conn, source, target),
+            Some(target) => store::merge(conn, &Actor::Person(&user), source, target),
             // An unknown tag is the first thing to say; then the choice.
             None => store::usage_of(conn, source).and_then(|usage| {
                 Err(TagAdminError::Invalid(format!(
@@ -175,16 +168,6 @@ async fn merge(state: State, ctx: Ctx, id: web::Path<i64>, form: FormData) -> Re
     .await?
     .map_err(|e| refusal(e, "Tags not merged"))?;
     tracing::info!(tag = %source, into = %merged.target.id, moved = merged.moved, "tags merged");
-    record(
-        &state,
-        &ctx,
-        "tag_merge",
-        &merged.target.name,
-        serde_json::json!({
-            "from": merged.source.tag.name, "into": merged.target.name, "connections": merged.source.total(),
-        }),
-    )
-    .await?;
     let notice = format!(
         "Merged \u{201c}{}\u{201d} into \u{201c}{}\u{201d}: {} tagged.",
         merged.source.tag.name,
@@ -194,7 +177,11 @@ async fn merge(state: State, ctx: Ctx, id: web::Path<i64>, form: FormData) -> Re
     Ok(changed(&ctx, &notice))
 }
 
-async fn confirm_delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub(super) async fn confirm_delete(
+    state: State,
+    ctx: Ctx,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let id = TagId(id.into_inner());
     let usage = db(&state, move |conn, _| Ok(store::usage_of(conn, id)))
         .await?
@@ -203,43 +190,16 @@ async fn confirm_delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<Ht
     ctx.respond(StatusCode::OK, "Delete tag", &page)
 }
 
-async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub(super) async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = TagId(id.into_inner());
-    let usage = db(&state, move |conn, _| Ok(store::delete(conn, id)))
+    let user = ctx.user()?.clone();
+    let usage = db(&state, move |conn, _| Ok(store::delete(conn, &Actor::Person(&user), id)))
         .await?
         .map_err(|e| refusal(e, "Tag not deleted"))?;
     tracing::info!(tag = %id, removed_from = usage.total(), "tag deleted");
-    record(&state, &ctx, "tag_delete", &usage.tag.name, serde_json::json!({ "connections": usage.total() }))
-        .await?;
     let notice =
         format!("Deleted the tag \u{201c}{}\u{201d} from {}.", usage.tag.name, connections(usage.total()));
     Ok(changed(&ctx, &notice))
-}
-
-/// Writes the audit row of a tag change.
-async fn record(
-    state: &State,
-    ctx: &Ctx,
-    action: &'static str,
-    subject: &str,
-    details: serde_json::Value,
-) -> Result<(), AppError> {
-    let user = ctx.user()?.clone();
-    let subject = subject.to_owned();
-    db(state, move |conn, _| {
-        Ok(crate::audit::record(
-            conn,
-            crate::audit::Event {
-                actor: crate::audit::Actor::Person(&user),
-                action,
-                environment: None,
-                connection: None,
-                subject: &subject,
-                details,
-            },
-        )?)
-    })
-    .await
 }
 
 /// What the user is told when a change is refused; `title` names what did
@@ -280,5 +240,5 @@ fn refusal(error: TagAdminError, title: &'static str) -> AppError {
 /// After a change: the tags list refreshes itself; a plain form goes back
 /// to the tags page.
 fn changed(ctx: &Ctx, notice: &str) -> HttpResponse {
-    super::context::after_change_of(ctx, notice, "tags-changed", "/tags")
+    crate::web::context::after_change_of(ctx, notice, "tags-changed", "/tags")
 }

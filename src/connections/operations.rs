@@ -1,0 +1,249 @@
+//! What people, and Plugboard itself, do to connections. Each operation is
+//! one transaction that writes the change and its audit row: both are
+//! committed, or neither is. The web handlers, the background checks and
+//! the command line all go through these.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDateTime;
+use diesel::Connection as _;
+
+use super::input::Draft;
+use super::store::{self, StoreError};
+use super::{Connection, ConnectionId, StatusReport};
+use crate::audit::{self, Action, Actor, Event};
+use crate::crypto::Keyring;
+use crate::db::DbConnection;
+use crate::environment::Environment;
+use crate::tags::{TagId, TagName};
+
+/// Saves a new connection. Its status starts as "not checked yet".
+pub fn create(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    actor: &Actor,
+    environment: Environment,
+    component: &str,
+    mut draft: Draft,
+) -> Result<ConnectionId, StoreError> {
+    draft.author = actor.author();
+    conn.transaction(|conn| {
+        let id = store::insert(conn, keyring, environment, component, &draft)?;
+        let fields: Vec<&String> = draft.parameters.keys().chain(draft.secrets.keys()).collect();
+        let tags: Vec<&str> = draft.tags.iter().map(|t| t.as_str()).collect();
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionCreate,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &draft.name,
+                details: serde_json::json!({
+                    "component": component, "auth_method": draft.auth_method, "fields": fields, "tags": tags,
+                }),
+            },
+        )?;
+        Ok(id)
+    })
+}
+
+/// Saves an edit made from `expected_version`; [`StoreError::Conflict`] if
+/// anyone saved in between.
+pub fn update(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    expected_version: i32,
+    mut draft: Draft,
+) -> Result<(), StoreError> {
+    draft.author = actor.author();
+    conn.transaction(|conn| {
+        // The write lock first: see `store::lock_row`.
+        store::lock_row(conn, id)?;
+        let before = store::get(conn, environment, id)?;
+        store::update(conn, keyring, environment, id, expected_version, &draft)?;
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionEdit,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &draft.name,
+                details: changed_fields(&before, &draft),
+            },
+        )?;
+        Ok(())
+    })
+}
+
+/// Deletes a connection; returns it as it was.
+pub fn delete(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+) -> Result<Connection, StoreError> {
+    conn.transaction(|conn| {
+        store::lock_row(conn, id)?;
+        let connection = store::get(conn, environment, id)?;
+        store::delete(conn, environment, id)?;
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionDelete,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &connection.name,
+                details: serde_json::json!({ "component": connection.component }),
+            },
+        )?;
+        Ok(connection)
+    })
+}
+
+/// What tagging did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tagged {
+    /// The tag was added, under the name it has (an existing tag keeps its
+    /// own spelling: "sms" stays "sms" when "SMS" is typed).
+    Added(String),
+    /// The connection already had this tag (by that or another spelling).
+    AlreadyTagged(String),
+}
+
+/// Adds one tag to a connection, creating the tag if it is new.
+pub fn tag(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    name: &TagName,
+) -> Result<Tagged, StoreError> {
+    conn.transaction(|conn| {
+        let (tag, added) = store::add_tag(conn, environment, id, name)?;
+        if !added {
+            return Ok(Tagged::AlreadyTagged(tag.name));
+        }
+        let connection = store::get(conn, environment, id)?;
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionTag,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &connection.name,
+                details: serde_json::json!({ "tag": tag.name }),
+            },
+        )?;
+        Ok(Tagged::Added(tag.name))
+    })
+}
+
+/// Removes one tag from a connection; returns the tag's name if it had it.
+pub fn untag(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    tag: TagId,
+) -> Result<Option<String>, StoreError> {
+    conn.transaction(|conn| {
+        store::lock_row(conn, id)?;
+        let connection = store::get(conn, environment, id)?;
+        let removed = connection.tags.iter().find(|t| t.id == tag).map(|t| t.name.clone());
+        store::remove_tag(conn, environment, id, tag)?;
+        if removed.is_some() {
+            audit::record(
+                conn,
+                Event {
+                    actor: *actor,
+                    action: Action::ConnectionUntag,
+                    environment: Some(environment),
+                    connection: Some(id),
+                    subject: &connection.name,
+                    details: serde_json::json!({ "tag": removed }),
+                },
+            )?;
+        }
+        Ok(removed)
+    })
+}
+
+/// A finished check, to be stored.
+pub struct CheckResult<'a> {
+    /// The version of the credentials that were checked.
+    pub checked_version: i32,
+    pub report: &'a StatusReport,
+    pub trigger: &'a str,
+    pub duration_ms: i32,
+    pub unreachable: bool,
+    pub next_check_at: NaiveDateTime,
+}
+
+/// Records a check: its history row, the connection's status (only if the
+/// checked credentials are still the current ones) and the audit row.
+/// Returns whether the status changed.
+pub fn record_check(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    result: &CheckResult,
+) -> Result<bool, StoreError> {
+    conn.transaction(|conn| {
+        let current = store::record_check(
+            conn,
+            environment,
+            id,
+            result.checked_version,
+            result.report,
+            result.trigger,
+            result.duration_ms,
+            result.unreachable,
+            result.next_check_at,
+        )?;
+        let name = store::get(conn, environment, id)?.name;
+        audit::record(conn, Event {
+            actor: *actor,
+            action: Action::ConnectionCheck,
+            environment: Some(environment),
+            connection: Some(id),
+            subject: &name,
+            details: serde_json::json!({ "trigger": result.trigger, "status": result.report.status.as_str() }),
+        })?;
+        Ok(current)
+    })
+}
+
+/// What an edit changes, by name only: never a value, so the audit trail
+/// holds no secret.
+fn changed_fields(before: &Connection, after: &Draft) -> serde_json::Value {
+    let mut fields: Vec<String> = Vec::new();
+    if before.name != after.name {
+        fields.push("name".into());
+    }
+    if before.auth_method != after.auth_method {
+        fields.push("auth_method".into());
+    }
+    let keys: BTreeSet<&String> = before.parameters.keys().chain(after.parameters.keys()).collect();
+    for key in keys {
+        if before.parameters.get(key) != after.parameters.get(key) {
+            fields.push(key.clone());
+        }
+    }
+    // A secret typed again counts as changed: its value is never compared.
+    fields.extend(after.secrets.keys().cloned());
+    let old_tags: BTreeSet<String> = before.tags.iter().map(|t| t.name.to_lowercase()).collect();
+    let new_tags: BTreeSet<String> = after.tags.iter().map(|t| t.key()).collect();
+    serde_json::json!({
+        "fields": fields,
+        "tags_added": new_tags.difference(&old_tags).collect::<Vec<_>>(),
+        "tags_removed": old_tags.difference(&new_tags).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,154 @@
+//! The audit trail, for admins, filtered by person, connection, action and
+//! date.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::accounts::{self, User};
+use crate::audit::{self, Action, Entry, Query};
+use crate::web::error::AppError;
+use crate::web::{Ctx, State, db};
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Params {
+    #[serde(default)]
+    person: Option<String>,
+    #[serde(default)]
+    connection: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "audit_partial.html")]
+struct AuditPage<'a> {
+    older: Option<String>,
+    newer: Option<String>,
+    entries: &'a [Entry],
+    people: &'a [User],
+    actions: [Action; 17],
+    query: &'a Query,
+    /// The filter as typed, shown again when it cannot be read.
+    params: &'a Params,
+    /// Why the filter could not be used; then nothing is listed.
+    invalid: Vec<String>,
+}
+
+impl AuditPage<'_> {
+    fn is_person(&self, user: &User) -> bool {
+        self.query.actor_id == Some(user.id.0)
+    }
+
+    fn is_action(&self, action: &Action) -> bool {
+        self.query.action == Some(*action)
+    }
+
+    fn typed<'b>(&self, value: &'b Option<String>) -> &'b str {
+        value.as_deref().unwrap_or_default()
+    }
+
+    fn when(entry: &Entry) -> String {
+        entry.at.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
+/// A filter value: absent or blank means "any"; anything else must be read
+/// as `T`, or the filter is refused rather than silently dropped (which
+/// would show the whole trail as if it matched).
+fn parse<T: std::str::FromStr>(
+    value: &Option<String>,
+    what: &str,
+    example: &str,
+    invalid: &mut Vec<String>,
+) -> Option<T> {
+    let text = value.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+    match text.parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            let shown: String = text.chars().take(40).collect();
+            invalid.push(format!("{what} \u{201c}{shown}\u{201d} is not valid; use {example}."));
+            None
+        }
+    }
+}
+
+pub(super) async fn page(
+    state: State,
+    ctx: Ctx,
+    params: web::Query<Params>,
+) -> Result<HttpResponse, AppError> {
+    let params = params.into_inner();
+    let mut invalid = Vec::new();
+    let actor_id = parse::<u32>(&params.person, "Person", "one of the people in the list", &mut invalid);
+    let connection_id =
+        parse::<u32>(&params.connection, "Connection id", "a number such as 42", &mut invalid);
+    let action = match params.action.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => {
+            let action = Action::parse(text);
+            if action.is_none() {
+                invalid.push("Action is not one Plugboard records; choose one from the list.".to_owned());
+            }
+            action
+        }
+    };
+    let from = parse::<NaiveDate>(&params.from, "From", "a date such as 2026-03-31", &mut invalid);
+    let to = parse::<NaiveDate>(&params.to, "To", "a date such as 2026-03-31", &mut invalid);
+    let query = Query {
+        actor_id: actor_id.map(i64::from),
+        connection_id: connection_id.map(i64::from),
+        action,
+        from,
+        to,
+    };
+    // Any page number is a page (an old link should still open): past the
+    // end shows nothing more.
+    let page_no: i64 =
+        params.page.as_deref().and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1).clamp(1, 1_000_000);
+    let q = query.clone();
+    let search = invalid.is_empty();
+    let (entries, people) = db(&state, move |conn, _| {
+        let entries = if search { audit::list(conn, &q, page_no)? } else { Vec::new() };
+        Ok((entries, accounts::list(conn)?))
+    })
+    .await?;
+    let link = |page: i64| {
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("person", &params.person),
+            ("connection", &params.connection),
+            ("action", &params.action),
+            ("from", &params.from),
+            ("to", &params.to),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                url.append_pair(name, v);
+            }
+        }
+        url.append_pair("page", &page.to_string());
+        format!("/admin/audit?{}", url.finish())
+    };
+    let older = (entries.len() as i64 == audit::PAGE).then(|| link(page_no + 1));
+    let newer = (page_no > 1 && search).then(|| link(page_no - 1));
+    let status = if search { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let page = AuditPage {
+        older,
+        newer,
+        entries: &entries,
+        people: &people,
+        actions: Action::ALL,
+        query: &query,
+        params: &params,
+        invalid,
+    };
+    ctx.respond(status, "Audit trail", &page)
+}

@@ -1,0 +1,207 @@
+//! The one error type handlers return, and how it is shown.
+//!
+//! An [`AppError`] carries what the user is told (a status, a title, a
+//! message saying what to do next) apart from the cause, which is logged
+//! with an id and never shown. Domain modules have their own error types;
+//! the `From` impls here decide what each means for a person in a browser.
+//! Validation problems are not `AppError`s: they go back to the form beside
+//! their fields (see `web::connections::form`).
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::connections::StoreError;
+use crate::web::context::{Layout, html_response, wants_fragment};
+
+pub struct AppError {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+    /// Set for server-side failures: the id in the log line beside the cause.
+    pub incident: Option<String>,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> AppError {
+        AppError { status, title, message: message.into(), incident: None }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::NOT_FOUND, "Not found", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::BAD_REQUEST, "Bad request", message)
+    }
+
+    pub fn connection_not_found() -> AppError {
+        AppError::not_found(
+            "There is no such connection in this environment. It may have been deleted, \
+             or it belongs to another environment: switch environment at the top of the page.",
+        )
+    }
+
+    /// A failure on our side. The cause goes to the log under a fresh id;
+    /// the user gets the id and nothing of the cause.
+    pub fn internal(cause: impl fmt::Display) -> AppError {
+        let mut bytes = [0u8; 4];
+        // The id only correlates a page with a log line; if the random source
+        // fails, a constant still lets the log be searched by time.
+        let incident =
+            getrandom::fill(&mut bytes).map(|_| hex::encode(bytes)).unwrap_or_else(|_| "00000000".into());
+        tracing::error!(incident = %incident, "request failed: {cause}");
+        AppError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Something went wrong",
+            message: format!(
+                "Plugboard could not finish this request. Try again in a moment; if it keeps \
+                 happening, give your administrator the error id {incident}."
+            ),
+            incident: Some(incident),
+        }
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AppError({}: {})", self.status, self.message)
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    /// A full page without the request's context; the `error_pages`
+    /// middleware renders it again with the request (layout, or a fragment
+    /// for htmx).
+    fn error_response(&self) -> HttpResponse {
+        page(&Layout::anonymous(self.title), self)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::NotFound => AppError::connection_not_found(),
+            StoreError::Conflict => AppError::new(
+                StatusCode::CONFLICT,
+                "Changed by someone else",
+                "Someone else changed this connection since you opened it, so nothing was saved. \
+                 Reload it to see the latest version, then make your change again.",
+            ),
+            StoreError::TooManyTags => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Too many tags",
+                format!(
+                    "A connection can have at most {} tags. Remove one before adding another.",
+                    crate::connections::input::MAX_TAGS
+                ),
+            ),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        AppError::internal(e)
+    }
+}
+
+impl<E: fmt::Display> From<crate::state::BlockingError<E>> for AppError
+where
+    E: Into<AppError>,
+{
+    fn from(e: crate::state::BlockingError<E>) -> AppError {
+        match e {
+            crate::state::BlockingError::Work(e) => e.into(),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<crate::accounts::AccountError> for AppError {
+    fn from(e: crate::accounts::AccountError) -> AppError {
+        match e {
+            crate::accounts::AccountError::NotFound => AppError::not_found("There is no such account."),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: &'a Layout<'a>,
+    error: &'a AppError,
+}
+
+#[derive(Template)]
+#[template(path = "error_partial.html")]
+struct ErrorFragment<'a> {
+    error: &'a AppError,
+}
+
+fn render(template: &impl Template) -> String {
+    // An error page that fails to render must not become a second error.
+    template.render().unwrap_or_else(|_| "Plugboard could not finish this request.".to_owned())
+}
+
+pub fn page(layout: &Layout, error: &AppError) -> HttpResponse {
+    html_response(error.status, render(&ErrorPage { layout, error }))
+}
+
+pub fn fragment(error: &AppError) -> HttpResponse {
+    html_response(error.status, render(&ErrorFragment { error }))
+}
+
+/// The error as this request wants it: a fragment for htmx, else a page.
+pub fn respond(req: &HttpRequest, error: &AppError) -> HttpResponse {
+    if wants_fragment(req) { fragment(error) } else { page(&Layout::of(req, error.title), error) }
+}
+
+/// Errors raised by actix itself (an unreadable query string, a body over
+/// the size limit) carry internal wording; this is what is said instead.
+pub fn framework_error(status: StatusCode) -> AppError {
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "What was sent is larger than Plugboard accepts. Shorten the long values and try again."
+        }
+        StatusCode::NOT_FOUND => "There is no page at this address. Go back to the connections list.",
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "This address does not accept that kind of request. Use the links and buttons on the page."
+        }
+        s if s.is_server_error() => {
+            return AppError::internal(format!("framework error with status {s}"));
+        }
+        _ => "Plugboard could not read this request. Reload the page and try again.",
+    };
+    let title = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
+        StatusCode::METHOD_NOT_ALLOWED => "Not allowed here",
+        _ => "Bad request",
+    };
+    AppError::new(status, title, message)
+}
+
+/// Routes that do not exist.
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(framework_error(StatusCode::NOT_FOUND))
+}
+
+/// A route that exists, asked with a method it does not answer.
+pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
+    Err(framework_error(StatusCode::METHOD_NOT_ALLOWED))
+}
