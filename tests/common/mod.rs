@@ -218,7 +218,7 @@ impl TestApp {
         plugboard::db::establish(&self.database_url).expect("direct database connection")
     }
 
-    async fn page(response: reqwest::Response) -> Page {
+    pub async fn page(response: reqwest::Response) -> Page {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.text().await.expect("body");
