@@ -62,7 +62,8 @@ fn recorded(conn: &mut DbConnection, work: impl FnOnce(&mut DbConnection)) -> Ve
 /// PostgreSQL) with the values in place of the placeholders.
 fn inline_binds(statement: &str) -> String {
     let (sql, binds) = statement.rsplit_once(" -- binds: ").unwrap_or((statement, "[]"));
-    let values = parse_binds(binds.trim().trim_start_matches('[').trim_end_matches(']'));
+    let binds = binds.trim();
+    let values = parse_binds(binds.strip_prefix('[').and_then(|b| b.strip_suffix(']')).unwrap_or(binds));
     let mut out = String::new();
     let mut rest = sql;
     let mut index = 0;
@@ -106,6 +107,13 @@ fn parse_binds(list: &str) -> Vec<String> {
                 }
             }
             values.push(format!("'{}'", text.replace('\'', "''")));
+        } else if c == '[' {
+            // An array (PostgreSQL's `= ANY($1)` for `eq_any`): the ids here
+            // are all 64-bit integers.
+            chars.next();
+            let items: String = std::iter::from_fn(|| chars.next_if(|c| *c != ']')).collect();
+            chars.next();
+            values.push(format!("'{{{}}}'::bigint[]", items.replace(' ', "")));
         } else {
             let token: String = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
             values.push(token.trim().to_owned());
@@ -178,14 +186,14 @@ async fn list_queries_use_indexes_at_100k_connections() {
         let plan: Vec<String> = if postgres {
             diesel::sql_query(format!("EXPLAIN {sql}"))
                 .load::<PgPlan>(&mut conn)
-                .expect("explain")
+                .unwrap_or_else(|e| panic!("explain {sql}: {e}"))
                 .into_iter()
                 .map(|p| p.line)
                 .collect()
         } else {
             diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
                 .load::<SqlitePlan>(&mut conn)
-                .expect("explain")
+                .unwrap_or_else(|e| panic!("explain {sql}: {e}"))
                 .into_iter()
                 .map(|p| p.detail)
                 .collect()

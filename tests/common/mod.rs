@@ -134,7 +134,14 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser with no session yet.
 pub fn new_client() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        // Shorter than the server's keep-alive (5 s), so a test that pauses
+        // never reuses a connection the server has just closed.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("client")
 }
 
 pub fn random_hex(bytes: usize) -> String {
