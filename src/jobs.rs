@@ -24,7 +24,7 @@ use diesel::prelude::*;
 use futures_util::{FutureExt, StreamExt};
 
 use crate::checks::schedule::{self, CheckError, Checked, Trigger, random_fraction};
-use crate::connections::{ConnectionId, store};
+use crate::connections::{ConnectionId, StoreError, store};
 use crate::db::DbConnection;
 use crate::environment::Environment;
 use crate::leases;
@@ -32,19 +32,26 @@ use crate::state::{AppState, BlockingError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Why a round or a unit of work failed. For the log: what is recorded on
-/// a connection never repeats it.
+/// Why a round or a unit of work failed. Its words go to the log, so they
+/// must hold no secret; what is recorded on a connection never repeats them.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("database: {0}")]
     Database(String),
+    /// The connection was deleted while its unit waited or ran: nothing to
+    /// record it on, and nothing wrong.
+    #[error("the connection is gone")]
+    Gone,
     #[error("{0}")]
     Failed(String),
 }
 
 impl From<CheckError> for JobError {
     fn from(e: CheckError) -> JobError {
-        JobError::Failed(e.to_string())
+        match e {
+            CheckError::Store(StoreError::NotFound) => JobError::Gone,
+            other => JobError::Failed(other.to_string()),
+        }
     }
 }
 
@@ -77,6 +84,9 @@ pub struct Context {
 pub struct Units {
     /// Leases are named `{lease}:{connection id}`.
     pub lease: &'static str,
+    /// The work, in a failed unit's reason: "the {what} failed inside
+    /// Plugboard: ...".
+    pub what: &'static str,
     /// Longer than a unit can take, so that a crashed holder's claim ends
     /// without blocking the work for long.
     pub lease_for: Duration,
@@ -155,8 +165,14 @@ impl Context {
         let (version, name) = claimed;
         let started = Instant::now();
         let unit = Unit { environment, id, version };
-        let failure = match AssertUnwindSafe(work(unit)).catch_unwind().await {
+        // The call is inside the future, so that a panic before the work's
+        // first await is caught as well.
+        let failure = match AssertUnwindSafe(async { work(unit).await }).catch_unwind().await {
             Ok(Ok(())) => None,
+            Ok(Err(JobError::Gone)) => {
+                tracing::debug!(connection = %id, "{lease}: the connection was deleted meanwhile");
+                None
+            }
             Ok(Err(e)) => {
                 tracing::warn!(connection = %id, "{lease} failed: {e}");
                 Some("internal error".to_owned())
@@ -168,8 +184,8 @@ impl Context {
             }
         };
         if let Some(why) = failure {
-            let checked =
-                Checked::failed_inside(environment, id, version, name, units.trigger, started, &why);
+            let reason = format!("the {} failed inside Plugboard: {why}", units.what);
+            let checked = Checked::failed(environment, id, version, name, units.trigger, started, reason);
             if let Err(e) = schedule::record(&self.state, checked, None).await {
                 tracing::warn!(connection = %id, "could not record the failure of {lease}: {e}");
             }
@@ -190,7 +206,8 @@ impl Context {
         id: ConnectionId,
     ) -> Result<Option<(i32, String)>, JobError> {
         let (lease, owner) = (lease.to_owned(), self.owner.clone());
-        let until = Utc::now().naive_utc() + TimeDelta::from_std(units.lease_for).unwrap_or(TimeDelta::minutes(1));
+        let until =
+            Utc::now().naive_utc() + TimeDelta::from_std(units.lease_for).unwrap_or(TimeDelta::minutes(1));
         let still_wanted = units.still_wanted;
         let claimed = self
             .state
@@ -260,6 +277,7 @@ impl Job for DueChecks {
                 .await?;
             let units = Units {
                 lease: "check",
+                what: "check",
                 lease_for: state.checker.timeout() * 3,
                 trigger: Trigger::Schedule,
                 still_wanted: store::is_due,
@@ -340,7 +358,7 @@ pub fn start_with(
 }
 
 async fn run_round(job: &dyn Job, cx: &Context) {
-    match AssertUnwindSafe(job.run_once(cx)).catch_unwind().await {
+    match AssertUnwindSafe(async { job.run_once(cx).await }).catch_unwind().await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(job = job.name(), "background job failed: {e}"),
         Err(payload) => {

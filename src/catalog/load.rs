@@ -306,7 +306,9 @@ fn needed_fields(kind: &AuthKind, fields: &[Field], settings: &HashSet<&str>) ->
         AuthKind::Basic => ("basic", &["username"]),
         AuthKind::Bearer => ("bearer", &["token"]),
         AuthKind::AwsSigv4 { .. } => ("aws_sigv4", &["access_key_id", "secret_access_key"]),
-        AuthKind::Oauth2ClientCredentials { .. } => ("oauth2_client_credentials", &["client_id", "client_secret"]),
+        AuthKind::Oauth2ClientCredentials { .. } => {
+            ("oauth2_client_credentials", &["client_id", "client_secret"])
+        }
         _ => return Ok(()),
     };
     let missing: Vec<String> = needed
@@ -493,7 +495,12 @@ mod tests {
                 .is_ok()
         );
         // Default fields are always complete.
-        for kind in ["kind = \"basic\"", "kind = \"bearer\"", "kind = \"api_key\"\nheader = \"X\"", "kind = \"aws_sigv4\"\nservice = \"s3\""] {
+        for kind in [
+            "kind = \"basic\"",
+            "kind = \"bearer\"",
+            "kind = \"api_key\"\nheader = \"X\"",
+            "kind = \"aws_sigv4\"\nservice = \"s3\"",
+        ] {
             assert!(acme_with(kind).is_ok(), "{kind}");
         }
     }

@@ -16,8 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Component, TestRequest};
 use crate::connections::{Connection, Status};
-use crate::outbound::{Answer, Outbound, OutboundError, Request};
 pub use crate::outbound::NetworkPolicy;
+use crate::outbound::{Answer, Outbound, OutboundError, Request};
 use request::{Plan, Signing, Values};
 
 /// What a check found.
@@ -65,11 +65,8 @@ impl Outcome {
         let words = error.to_string();
         // The client names no more than a host; should a secret have been
         // made part of one, it still goes no further.
-        let words = if secrets.iter().any(|s| words.contains(s)) {
-            "the request failed".to_owned()
-        } else {
-            words
-        };
+        let words =
+            if secrets.iter().any(|s| words.contains(s)) { "the request failed".to_owned() } else { words };
         match error {
             OutboundError::Blocked { .. } => Outcome::Blocked(words),
             OutboundError::Scheme { scheme } => {

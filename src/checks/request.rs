@@ -143,9 +143,10 @@ pub fn plan<'a>(
             };
             let key = get(&field.key)?;
             match (header, query) {
-                (Some(header), _) => {
-                    Credential::Header(header.clone(), format!("{}{key}", prefix.as_deref().unwrap_or_default()))
-                }
+                (Some(header), _) => Credential::Header(
+                    header.clone(),
+                    format!("{}{key}", prefix.as_deref().unwrap_or_default()),
+                ),
                 (None, Some(param)) => Credential::Query(vec![(param.clone(), key)]),
                 (None, None) => {
                     return Err(Outcome::Unexpected(
@@ -224,6 +225,9 @@ enum Credential {
     Header(String, String),
     Query(Vec<(String, String)>),
     /// A custom method's templates, filled: secret headers and query pairs.
-    Custom { headers: Vec<(String, String)>, query: Vec<(String, String)> },
+    Custom {
+        headers: Vec<(String, String)>,
+        query: Vec<(String, String)>,
+    },
     Signed(Signing),
 }

@@ -100,17 +100,17 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// A check that could not finish because Plugboard itself failed (an
-    /// error or a panic in the work): NOT ACTIVE, since nothing proved the
-    /// credentials, with words that say where the fault lies.
-    pub fn failed_inside(
+    /// A result that proves nothing about the credentials, because the
+    /// work failed before it could (an error or a panic inside Plugboard):
+    /// NOT ACTIVE, with `reason` saying where the fault lies.
+    pub fn failed(
         environment: Environment,
         id: ConnectionId,
         version: i32,
         name: String,
         trigger: Trigger,
         started: Instant,
-        why: &str,
+        reason: String,
     ) -> Checked {
         Checked {
             environment,
@@ -119,7 +119,7 @@ impl Checked {
             name,
             report: StatusReport {
                 status: Status::NotActive,
-                reason: format!("the check failed inside Plugboard: {why}"),
+                reason,
                 checked_at: Some(Utc::now().naive_utc()),
             },
             unreachable: false,

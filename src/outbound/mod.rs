@@ -150,8 +150,7 @@ impl Request {
     pub fn form(mut self, pairs: &[(&str, &str)]) -> Request {
         let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
         if !self.headers.contains_key(CONTENT_TYPE) {
-            self.headers
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            self.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         }
         self.body = Some(body.into_bytes());
         self

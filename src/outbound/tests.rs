@@ -247,8 +247,8 @@ async fn a_server_that_never_answers_times_out() {
 async fn a_redirect_to_another_host_is_reported_and_nothing_goes_there() {
     let elsewhere = Listener::start(Behaviour::Answer(answer("200 OK", &[], b"{}"))).await;
     let location = format!("http://localhost:{}/steal?api_key={QUERY_SECRET}", elsewhere.port);
-    let service = Listener::start(Behaviour::Answer(answer("302 Found", &[("Location", &location)], b"")))
-        .await;
+    let service =
+        Listener::start(Behaviour::Answer(answer("302 Found", &[("Location", &location)], b""))).await;
     let error = fails(&loopback(Duration::from_secs(5)), with_secrets(service.url("/"))).await;
     assert_eq!(error, OutboundError::Redirected { status: 302, host: "localhost".into() });
     assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 0, "the other host was contacted");
@@ -270,7 +270,8 @@ async fn a_redirect_to_another_port_or_scheme_is_not_followed() {
 
 #[tokio::test]
 async fn redirects_on_the_same_origin_are_followed_five_times_at_most() {
-    let service = Listener::start(Behaviour::Answer(answer("302 Found", &[("Location", "/again")], b""))).await;
+    let service =
+        Listener::start(Behaviour::Answer(answer("302 Found", &[("Location", "/again")], b""))).await;
     let error = fails(&loopback(Duration::from_secs(5)), with_secrets(service.url("/"))).await;
     assert_eq!(error, OutboundError::Redirected { status: 302, host: "127.0.0.1".into() });
     let requests = service.requests();
@@ -319,7 +320,8 @@ async fn names_and_addresses_outside_the_policy_are_blocked_before_anything_is_s
     let service = Listener::start(Behaviour::Answer(answer("200 OK", &[], b"{}"))).await;
     let outbound = loopback(Duration::from_secs(5));
     // Public names are not even looked up when public networks are off.
-    let private_only = Outbound::new(NetworkPolicy::parse("127.0.0.1").unwrap().without_public(), outbound.limit());
+    let private_only =
+        Outbound::new(NetworkPolicy::parse("127.0.0.1").unwrap().without_public(), outbound.limit());
     let url = Url::parse(&format!("https://api.example.com/?api_key={QUERY_SECRET}")).unwrap();
     assert_eq!(
         fails(&private_only, with_secrets(url)).await,
@@ -334,7 +336,10 @@ async fn names_and_addresses_outside_the_policy_are_blocked_before_anything_is_s
     let url = Url::parse(&format!("http://localhost:{}/?api_key={QUERY_SECRET}", service.port)).unwrap();
     let nothing_allowed = Outbound::new(NetworkPolicy::parse("10.9.0.0/16").unwrap(), outbound.limit());
     let error = fails(&nothing_allowed, with_secrets(url)).await;
-    assert!(matches!(&error, OutboundError::Blocked { host, addr: Some(_) } if host == "localhost"), "{error:?}");
+    assert!(
+        matches!(&error, OutboundError::Blocked { host, addr: Some(_) } if host == "localhost"),
+        "{error:?}"
+    );
     assert_eq!(service.connections.load(Ordering::SeqCst), 0);
 }
 
@@ -353,7 +358,10 @@ async fn a_header_http_cannot_carry_is_refused_before_sending() {
     let error = fails(&loopback(Duration::from_secs(5)), request).await;
     assert_eq!(error, OutboundError::BadHeader { name: "X-Token".into() });
     let request = Request::get(service.url("/")).header("Bad Name", "v");
-    assert!(matches!(loopback(Duration::from_secs(5)).send(request).await, Err(OutboundError::BadHeader { .. })));
+    assert!(matches!(
+        loopback(Duration::from_secs(5)).send(request).await,
+        Err(OutboundError::BadHeader { .. })
+    ));
     assert_eq!(service.connections.load(Ordering::SeqCst), 0);
 }
 
