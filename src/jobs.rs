@@ -118,8 +118,7 @@ impl Context {
     /// Takes the lease `name` for `duration`, if it is free, expired or
     /// already this process's.
     pub async fn claim(&self, name: &str, duration: Duration) -> Result<bool, JobError> {
-        let (name, owner) = (name.to_owned(), self.owner.clone());
-        let until = Utc::now().naive_utc() + TimeDelta::from_std(duration).unwrap_or(TimeDelta::minutes(1));
+        let (name, owner, until) = (name.to_owned(), self.owner.clone(), from_now(duration));
         Ok(self.state.blocking(move |conn, _| leases::try_acquire(conn, &name, &owner, until)).await?)
     }
 
@@ -205,9 +204,7 @@ impl Context {
         environment: Environment,
         id: ConnectionId,
     ) -> Result<Option<(i32, String)>, JobError> {
-        let (lease, owner) = (lease.to_owned(), self.owner.clone());
-        let until =
-            Utc::now().naive_utc() + TimeDelta::from_std(units.lease_for).unwrap_or(TimeDelta::minutes(1));
+        let (lease, owner, until) = (lease.to_owned(), self.owner.clone(), from_now(units.lease_for));
         let still_wanted = units.still_wanted;
         let claimed = self
             .state
@@ -233,6 +230,10 @@ impl Context {
             .await?;
         Ok(claimed)
     }
+}
+
+fn from_now(duration: Duration) -> NaiveDateTime {
+    Utc::now().naive_utc() + TimeDelta::from_std(duration).unwrap_or(TimeDelta::minutes(1))
 }
 
 /// A panic, in words fit for a status reason and a log line. Only text
