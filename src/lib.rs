@@ -12,8 +12,10 @@ pub mod connections;
 pub mod crypto;
 pub mod db;
 pub mod environment;
+pub mod jobs;
 pub mod keyfile;
 pub mod leases;
+pub mod outbound;
 pub mod settings;
 pub mod state;
 pub mod tag_admin;
@@ -69,7 +71,7 @@ pub struct Application {
     server: Server,
     addr: SocketAddr,
     state: aw::Data<AppState>,
-    schedule: Option<checks::schedule::Schedule>,
+    schedule: Option<jobs::Runner>,
 }
 
 impl Application {
@@ -142,7 +144,7 @@ impl Application {
             None
         } else {
             Some(
-                checks::schedule::start(state.clone().into_inner(), settings.check_concurrency)
+                jobs::start(state.clone().into_inner(), settings.check_concurrency)
                     .map_err(StartupError::Schedule)?,
             )
         };

@@ -312,3 +312,22 @@ fn a_missing_catalog_file_is_named() {
     };
     assert_names(&message, &[&missing.display().to_string(), "cannot read"]);
 }
+
+/// An `api_key` method with no field loaded, then made every check of it
+/// panic; now it stops start-up, as does any method without a field its
+/// check reads.
+#[test]
+fn an_auth_method_without_the_fields_its_check_reads_stops_start_up() {
+    let (message, file) = startup_error(
+        "[acme]\nname = \"Acme\"\nbase_url = \"https://a.test\"\n[acme.test]\npath = \"/me\"\n[acme.auth.api_key]\nkind = \"api_key\"\nheader = \"X-Key\"\nfields = []\n",
+    );
+    assert_eq!(
+        message,
+        format!(
+            "catalog file {file}, component `acme`, field `auth.api_key.fields`: an api_key method needs exactly one field, the key (this one lists 0)"
+        )
+    );
+    // Replacing a built-in method's fields with ones its check cannot use.
+    let (message, file) = startup_error("[github.auth.token]\nfields = [{ key = \"pat\", secret = true }]\n");
+    assert_names(&message, &[&file, "`github`", "auth.token.fields", "`token`"]);
+}

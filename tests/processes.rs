@@ -146,15 +146,15 @@ async fn a_background_check_due_on_both_processes_runs_once() {
     .unwrap();
 
     let (ra, rb) = tokio::join!(
-        plugboard::checks::schedule::run_due(&a.state, "process-a", 4),
-        plugboard::checks::schedule::run_due(&b.state, "process-b", 4)
+        plugboard::jobs::run_due(&a.state, "process-a", 4),
+        plugboard::jobs::run_due(&b.state, "process-b", 4)
     );
     ra.unwrap();
     rb.unwrap();
     assert_eq!(hits.load(Ordering::SeqCst), 2, "the due check ran once, not once per process");
 
     // Now scheduled hours ahead: another round on either does nothing.
-    plugboard::checks::schedule::run_due(&b.state, "process-b", 4).await.unwrap();
+    plugboard::jobs::run_due(&b.state, "process-b", 4).await.unwrap();
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     let history = a.get(&format!("/connections/{id}/edit")).await;
     assert_eq!(history.count("#check-panel table.checks tbody tr"), 2);

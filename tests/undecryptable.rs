@@ -74,3 +74,29 @@ async fn the_edit_form_asks_for_credentials_it_cannot_decrypt_and_a_save_keeps_n
         assert_eq!(secrets.get("token").map(String::as_str), Some(TOKEN));
     }
 }
+
+#[actix_web::test]
+async fn test_on_a_connection_it_cannot_decrypt_reads_not_active_with_the_reason() {
+    for how in ["tampered", "unknown key"] {
+        let app = common::spawn().await;
+        let id = app.create("github", "Damaged", &[("token", TOKEN)]).await;
+        damage(&app, id, how);
+        for page in [
+            app.post(&format!("/connections/{id}/check"), &[]).await,
+            app.hx_post(&format!("/connections/{id}/check"), &[]).await,
+        ] {
+            assert!(page.status.is_success() || page.status.is_redirection(), "{how}: {}", page.body);
+        }
+        let list = app.get("/").await;
+        let reason = list.text_of(&format!("#connection-{id} .status-reason"));
+        assert!(
+            reason.starts_with("cannot decrypt the stored credentials: ")
+                && reason.ends_with("; enter them again"),
+            "{how}: {reason}"
+        );
+        assert!(list.text_of(&format!("#connection-{id} .badge")).contains("NOT ACTIVE"));
+        // A background round says the same, and goes on.
+        let state = app.state.clone();
+        plugboard::jobs::run_due(&state, "test-owner", 1).await.expect("a round runs");
+    }
+}

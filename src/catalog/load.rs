@@ -174,6 +174,7 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
                 format!("`{}` is already a setting of this component", clash.key),
             ));
         }
+        needed_fields(&method.kind, &fields, &setting_keys).map_err(|m| at(&format!("{path}.fields"), m))?;
         if let AuthKind::Custom { headers, query } = &method.kind {
             let known: HashSet<&str> =
                 fields.iter().map(|f| f.key.as_str()).chain(setting_keys.iter().copied()).collect();
@@ -287,6 +288,39 @@ fn check_kind(kind: &AuthKind) -> Result<(), (String, String)> {
         }
         _ => Ok(()),
     }
+}
+
+/// The fields a check and a sign-in read by key, which an operator's
+/// `fields` list may have left out. Only what cannot work is refused: an
+/// optional value (a Basic password, an AWS region) may be missing.
+fn needed_fields(kind: &AuthKind, fields: &[Field], settings: &HashSet<&str>) -> Result<(), String> {
+    let (kind_name, needed): (&str, &[&str]) = match kind {
+        // The key's field may have any name, but there must be one, and only
+        // one, for a check to know which value is the key.
+        AuthKind::ApiKey { .. } if fields.len() != 1 => {
+            return Err(format!(
+                "an api_key method needs exactly one field, the key (this one lists {})",
+                fields.len()
+            ));
+        }
+        AuthKind::Basic => ("basic", &["username"]),
+        AuthKind::Bearer => ("bearer", &["token"]),
+        AuthKind::AwsSigv4 { .. } => ("aws_sigv4", &["access_key_id", "secret_access_key"]),
+        AuthKind::Oauth2ClientCredentials { .. } => {
+            ("oauth2_client_credentials", &["client_id", "client_secret"])
+        }
+        _ => return Ok(()),
+    };
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|key| !fields.iter().any(|f| f.key == **key) && !settings.contains(**key))
+        .map(|key| format!("`{key}`"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let all = needed.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(" and ");
+    Err(format!("a {kind_name} method needs a field for {all}; {} is missing", missing.join(" and ")))
 }
 
 fn load_icon(name: &str, icons: &dyn IconSource) -> Result<String, String> {
@@ -410,5 +444,64 @@ mod tests {
 
         let err = with_operator("[acme\nname = 1").unwrap_err();
         assert!(err.to_string().contains("extra.toml"), "{err}");
+    }
+
+    fn acme_with(method: &str) -> Result<Catalog, CatalogError> {
+        with_operator(&format!(
+            "[acme]\nname = \"Acme\"\nbase_url = \"https://api.acme.test\"\n[acme.test]\npath = \"/me\"\n[acme.auth.api_key]\n{method}\n"
+        ))
+    }
+
+    #[test]
+    fn an_api_key_method_without_its_one_field_is_refused() {
+        let err = acme_with("kind = \"api_key\"\nheader = \"X-Key\"\nfields = []").unwrap_err();
+        assert_eq!(err.component.as_deref(), Some("acme"));
+        assert_eq!(err.field.as_deref(), Some("auth.api_key.fields"), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("catalog file "), "{text}");
+        assert!(text.contains("extra.toml, component `acme`, field `auth.api_key.fields`: an api_key method needs exactly one field, the key"), "{text}");
+
+        let two = "kind = \"api_key\"\nheader = \"X-Key\"\nfields = [{ key = \"a\" }, { key = \"b\" }]";
+        assert!(acme_with(two).unwrap_err().message.contains("exactly one field"));
+        // The key's field may have any name.
+        let named = "kind = \"api_key\"\nquery = \"token\"\nfields = [{ key = \"token\", secret = true }]";
+        assert!(acme_with(named).is_ok());
+    }
+
+    #[test]
+    fn methods_missing_a_field_they_read_are_refused_and_optional_ones_may_go() {
+        let cases = [
+            ("kind = \"basic\"\nfields = [{ key = \"password\", secret = true }]", "`username`"),
+            ("kind = \"bearer\"\nfields = [{ key = \"api_token\", secret = true }]", "`token`"),
+            (
+                "kind = \"aws_sigv4\"\nservice = \"sts\"\nfields = [{ key = \"access_key_id\" }]",
+                "`secret_access_key` is missing",
+            ),
+            (
+                "kind = \"oauth2_client_credentials\"\ntoken_url = \"https://a.test/t\"\nfields = [{ key = \"client_secret\" }]",
+                "`client_id` is missing",
+            ),
+        ];
+        for (method, needle) in cases {
+            let err = acme_with(method).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("auth.api_key.fields"), "{err}");
+            assert!(err.message.contains(needle), "{needle}: {err}");
+        }
+        // A Basic method without a password, and AWS keys without a region,
+        // still work: the password is empty, the region us-east-1.
+        assert!(acme_with("kind = \"basic\"\nfields = [{ key = \"username\" }]").is_ok());
+        assert!(
+            acme_with("kind = \"aws_sigv4\"\nservice = \"sts\"\nfields = [{ key = \"access_key_id\" }, { key = \"secret_access_key\", secret = true }]")
+                .is_ok()
+        );
+        // Default fields are always complete.
+        for kind in [
+            "kind = \"basic\"",
+            "kind = \"bearer\"",
+            "kind = \"api_key\"\nheader = \"X\"",
+            "kind = \"aws_sigv4\"\nservice = \"s3\"",
+        ] {
+            assert!(acme_with(kind).is_ok(), "{kind}");
+        }
     }
 }

@@ -6,25 +6,19 @@
 //! the service, unreachable, an unexpected answer, something missing, or an
 //! address checks may not reach.
 
-pub mod network;
 mod request;
 pub mod schedule;
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Component, TestRequest};
 use crate::connections::{Connection, Status};
-pub use network::NetworkPolicy;
+pub use crate::outbound::NetworkPolicy;
+use crate::outbound::{Answer, Outbound, OutboundError, Request};
 use request::{Plan, Signing, Values};
-
-/// Bodies are read up to this size; a "who am I" answer is far smaller.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,38 +59,45 @@ impl Outcome {
             Outcome::Blocked(m) => format!("blocked: {m}"),
         }
     }
+
+    /// A request that got no usable answer, as a check result.
+    fn from_outbound(error: &OutboundError, secrets: &[&str]) -> Outcome {
+        let words = error.to_string();
+        // The client names no more than a host; should a secret have been
+        // made part of one, it still goes no further.
+        let words =
+            if secrets.iter().any(|s| words.contains(s)) { "the request failed".to_owned() } else { words };
+        match error {
+            OutboundError::Blocked { .. } => Outcome::Blocked(words),
+            OutboundError::Scheme { scheme } => {
+                Outcome::Blocked(format!("only http and https URLs can be checked, not `{scheme}`"))
+            }
+            OutboundError::Redirected { .. }
+            | OutboundError::TooLarge
+            | OutboundError::CutOff
+            | OutboundError::BadHeader { .. } => Outcome::Unexpected(words),
+            OutboundError::Refused
+            | OutboundError::Reset
+            | OutboundError::TimedOut { .. }
+            | OutboundError::Dns { .. }
+            | OutboundError::Tls
+            | OutboundError::Unconnected
+            | OutboundError::Other => Outcome::Unreachable(words),
+        }
+    }
 }
 
 /// Makes checks. One per process; its HTTP client is shared.
 pub struct Checker {
-    client: reqwest::Client,
-    /// Also applied here to URLs that name an IP address, which the client
-    /// connects to without asking the resolver.
-    policy: Arc<NetworkPolicy>,
-    timeout: Duration,
+    outbound: Outbound,
     /// Fixed signing time, for comparing with published AWS test vectors.
     clock: Option<SystemTime>,
 }
 
 impl Checker {
+    /// `timeout` limits each check's whole exchange with the service.
     pub fn new(timeout: Duration, policy: NetworkPolicy) -> Checker {
-        let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(network::PolicyResolver(policy.clone())))
-            // Credentials never follow a redirect to another host or scheme.
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let first = &attempt.previous()[0];
-                let same = attempt.url().host_str() == first.host_str()
-                    && attempt.url().port_or_known_default() == first.port_or_known_default()
-                    && attempt.url().scheme() == first.scheme();
-                if same && attempt.previous().len() < 5 { attempt.follow() } else { attempt.stop() }
-            }))
-            .no_proxy()
-            .connect_timeout(timeout)
-            .user_agent(concat!("Plugboard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client's settings are valid");
-        Checker { client, policy, timeout, clock: None }
+        Checker { outbound: Outbound::new(policy, timeout), clock: None }
     }
 
     pub fn with_clock(mut self, at: SystemTime) -> Checker {
@@ -105,7 +106,13 @@ impl Checker {
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.outbound.limit()
+    }
+
+    /// The process's outbound client, for other requests to services (the
+    /// OAuth2 token endpoints) under the same rules.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// Checks a connection with its decrypted secrets.
@@ -127,96 +134,63 @@ impl Checker {
             Err(outcome) => return outcome,
         };
         let secret_values: Vec<&str> = values.secret_values().collect();
-        let work = self.execute(plan, &secret_values);
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::Unreachable(format!("timed out after {} s", self.timeout.as_secs_f64())),
+        let (request, expect) = match self.prepare(plan) {
+            Ok(prepared) => prepared,
+            Err(outcome) => return outcome,
+        };
+        match self.outbound.send(request).await {
+            Ok(answer) => match expect {
+                Some(test) => evaluate(&answer, test, &secret_values),
+                None => token_outcome(&answer, &secret_values),
+            },
+            Err(error) => Outcome::from_outbound(&error, &secret_values),
         }
     }
 
-    /// A URL whose host is an IP address, judged by the policy.
-    fn refuse_literal(&self, url: &url::Url) -> Option<Outcome> {
-        let ip: std::net::IpAddr = match url.host()? {
-            url::Host::Ipv4(v4) => v4.into(),
-            url::Host::Ipv6(v6) => v6.into(),
-            url::Host::Domain(_) => return None,
-        };
-        (!self.policy.allows(ip))
-            .then(|| Outcome::Blocked(format!("{ip} is not an address checks may reach")))
-    }
-
-    async fn execute(&self, plan: Plan<'_>, secrets: &[&str]) -> Outcome {
-        let target = match &plan {
-            Plan::ClientCredentials { token_url, .. } => token_url,
-            Plan::Test { url, .. } => url,
-        };
-        if let Some(refused) = self.refuse_literal(target) {
-            return refused;
-        }
+    /// The request a plan describes, and the test expectation its answer
+    /// is judged by (`None`: a token request).
+    fn prepare<'a>(&self, plan: Plan<'a>) -> Result<(Request, Option<&'a TestRequest>), Outcome> {
         match plan {
             Plan::ClientCredentials { token_url, client_id, client_secret, scopes } => {
-                let mut form = vec![("grant_type", "client_credentials".to_owned())];
+                let mut form = vec![("grant_type", "client_credentials")];
                 if !scopes.is_empty() {
-                    form.push(("scope", scopes));
+                    form.push(("scope", scopes.as_str()));
                 }
-                let request = self
-                    .client
-                    .post(token_url)
-                    .basic_auth(client_id, Some(client_secret.expose_secret()))
-                    .header(reqwest::header::ACCEPT, "application/json")
+                let request = Request::post(token_url)
+                    .basic_auth(&client_id, &client_secret)
+                    .header("Accept", "application/json")
                     .form(&form);
-                let (status, body) = match send(request).await {
-                    Ok(answer) => answer,
-                    Err(outcome) => return outcome,
-                };
-                token_outcome(status, &body, secrets)
+                Ok((request, None))
             }
             Plan::Test { method, url, headers, body, signing, expect } => {
-                let mut request = self.client.request(method.clone(), url.clone());
+                let mut request = Request::new(method, url);
                 for (name, value, secret) in &headers {
-                    let Ok(mut value) = reqwest::header::HeaderValue::from_str(value) else {
-                        return Outcome::Unexpected(format!(
-                            "the value for header {name} is not valid in HTTP"
-                        ));
-                    };
-                    value.set_sensitive(*secret);
-                    request = request.header(name.as_str(), value);
+                    request = request.header_marked(name, value, *secret);
                 }
-                match signing {
+                match &signing {
                     Signing::None => {}
-                    Signing::Basic { username, password } => {
-                        request = request.basic_auth(username, Some(password.expose_secret()));
-                    }
+                    Signing::Basic { username, password } => request = request.basic_auth(username, password),
                     Signing::AwsSigv4 { access_key_id, secret_access_key, region, service } => {
-                        let at = self.clock.unwrap_or_else(SystemTime::now);
                         let signed = sigv4_headers(
-                            method.as_str(),
-                            url.as_str(),
+                            request.method().as_str(),
+                            request.url().as_str(),
                             &headers,
                             body.as_deref().unwrap_or_default().as_bytes(),
-                            (&access_key_id, secret_access_key.expose_secret()),
-                            &region,
-                            &service,
-                            at,
-                        );
-                        match signed {
-                            Ok(signed) => {
-                                for (name, value) in signed {
-                                    request = request.header(name, value);
-                                }
-                            }
-                            Err(message) => return Outcome::Unexpected(message),
+                            (access_key_id, secret_access_key.expose_secret()),
+                            region,
+                            service,
+                            self.clock.unwrap_or_else(SystemTime::now),
+                        )
+                        .map_err(Outcome::Unexpected)?;
+                        for (name, value) in &signed {
+                            request = request.header(name, value);
                         }
                     }
                 }
                 if let Some(body) = body {
                     request = request.body(body);
                 }
-                let (status, body) = match send(request).await {
-                    Ok(answer) => answer,
-                    Err(outcome) => return outcome,
-                };
-                evaluate(status, &body, expect, secrets)
+                Ok((request, Some(expect)))
             }
         }
     }
@@ -261,90 +235,10 @@ pub fn sigv4_headers(
     Ok(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
 }
 
-/// Sends, then reads the body up to the limit.
-async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), Outcome> {
-    let response = request.send().await.map_err(|e| classify(&e))?;
-    let status = response.status();
-    if status.is_redirection() {
-        let host = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| url::Url::parse(l).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "elsewhere".to_owned());
-        return Err(Outcome::Unexpected(format!(
-            "HTTP {} redirect to {host}; the credentials were not sent there",
-            status.as_u16()
-        )));
-    }
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| classify(&e))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(Outcome::Unexpected(format!(
-                "the answer is larger than {} KiB",
-                MAX_BODY_BYTES / 1024
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((status.as_u16(), body))
-}
-
-/// A failed request, in words. Only our own wording: the client's messages
-/// carry the URL, which may hold a key.
-fn classify(error: &reqwest::Error) -> Outcome {
-    // The policy's refusal travels inside the client's "dns error"; look for
-    // it first, wherever it is in the chain.
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(blocked) = cause.downcast_ref::<network::Blocked>() {
-            return Outcome::Blocked(blocked.to_string());
-        }
-        source = cause.source();
-    }
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    return Outcome::Unreachable("connection refused".into());
-                }
-                std::io::ErrorKind::ConnectionReset => {
-                    return Outcome::Unreachable("connection reset".into());
-                }
-                std::io::ErrorKind::TimedOut => return Outcome::Unreachable("connection timed out".into()),
-                _ => {}
-            }
-        }
-        let text = cause.to_string().to_lowercase();
-        if text.contains("dns error") || text.contains("failed to lookup") || text.contains("name or service")
-        {
-            let host = error.url().and_then(|u| u.host_str()).unwrap_or("the host");
-            return Outcome::Unreachable(format!("DNS lookup failed for {host}"));
-        }
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-            return Outcome::Unreachable("TLS handshake failed (certificate or protocol)".into());
-        }
-        source = cause.source();
-    }
-    if error.is_timeout() {
-        return Outcome::Unreachable("timed out".into());
-    }
-    if error.is_connect() {
-        return Outcome::Unreachable("could not connect".into());
-    }
-    if error.is_body() || error.is_decode() {
-        return Outcome::Unexpected("the answer was cut off".into());
-    }
-    Outcome::Unreachable("the request failed".into())
-}
-
 /// Judges a test request's answer by its catalog expectation.
-fn evaluate(status: u16, body: &[u8], expect: &TestRequest, secrets: &[&str]) -> Outcome {
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+fn evaluate(answer: &Answer, expect: &TestRequest, secrets: &[&str]) -> Outcome {
+    let status = answer.status.as_u16();
+    let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let error_pointer = expect.success_json.as_ref().and_then(|j| j.error_pointer.as_deref());
     let code = json.as_ref().and_then(|j| error_code(j, error_pointer, secrets));
     if matches!(status, 401 | 403) {
@@ -395,8 +289,9 @@ fn evaluate(status: u16, body: &[u8], expect: &TestRequest, secrets: &[&str]) ->
     Outcome::Active(format!("credentials accepted (HTTP {status})"))
 }
 
-fn token_outcome(status: u16, body: &[u8], secrets: &[&str]) -> Outcome {
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+fn token_outcome(answer: &Answer, secrets: &[&str]) -> Outcome {
+    let status = answer.status.as_u16();
+    let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let code = json.as_ref().and_then(|j| error_code(j, None, secrets));
     match (status, &json) {
         (200, Some(j)) if j.get("access_token").is_some_and(|t| t.is_string()) => {

@@ -76,16 +76,10 @@ fn fill(template: &str, values: &Values, label_of: &dyn Fn(&str) -> String) -> R
     Ok(out)
 }
 
+/// Only the form of the URL: which schemes and addresses may be reached is
+/// the outbound client's rule, applied to every request it sends.
 fn parse_url(text: &str) -> Result<Url, Outcome> {
-    let url = Url::parse(text)
-        .map_err(|_| Outcome::Unexpected(format!("`{}` is not a valid URL", redact_query(text))))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Outcome::Blocked(format!(
-            "only http and https URLs can be checked, not `{}`",
-            url.scheme()
-        )));
-    }
-    Ok(url)
+    Url::parse(text).map_err(|_| Outcome::Unexpected(format!("`{}` is not a valid URL", redact_query(text))))
 }
 
 /// A URL fit for a message: no query string (it may hold a key).
@@ -118,7 +112,9 @@ pub fn plan<'a>(
             .ok_or_else(|| Outcome::Missing(format!("{} is not set", label_of(key))))
     };
 
-    match &method.kind {
+    // Where the credential goes, read first: a client-credentials method
+    // is proven by its token endpoint and needs no test request.
+    let credential = match &method.kind {
         AuthKind::Oauth2ClientCredentials { token_url, scopes } => {
             let token_url = parse_url(&fill(token_url, values, &label_of)?)?;
             return Ok(Plan::ClientCredentials {
@@ -128,13 +124,60 @@ pub fn plan<'a>(
                 scopes: scopes.join(" "),
             });
         }
-        AuthKind::Oauth2AuthorizationCode { .. } if values.get("access_token").is_none() => {
-            return Err(Outcome::Missing(
-                "no OAuth2 sign-in yet: the client is saved, but nobody has signed in to grant access".into(),
-            ));
+        AuthKind::Oauth2AuthorizationCode { .. } => match values.get("access_token") {
+            Some(token) => Credential::Header("Authorization".into(), format!("Bearer {token}")),
+            None => {
+                return Err(Outcome::Missing(
+                    "no OAuth2 sign-in yet: the client is saved, but nobody has signed in to grant access"
+                        .into(),
+                ));
+            }
+        },
+        AuthKind::ApiKey { header, prefix, query } => {
+            // The loader gives an API key method exactly one field; a
+            // catalog built some other way gets a reason, not a panic.
+            let Some(field) = method.fields.first() else {
+                return Err(Outcome::Unexpected(
+                    "the catalog gives this API key method no field for the key".into(),
+                ));
+            };
+            let key = get(&field.key)?;
+            match (header, query) {
+                (Some(header), _) => Credential::Header(
+                    header.clone(),
+                    format!("{}{key}", prefix.as_deref().unwrap_or_default()),
+                ),
+                (None, Some(param)) => Credential::Query(vec![(param.clone(), key)]),
+                (None, None) => {
+                    return Err(Outcome::Unexpected(
+                        "the catalog does not say whether this API key goes in a header or the query".into(),
+                    ));
+                }
+            }
         }
-        _ => {}
-    }
+        AuthKind::Bearer => Credential::Header("Authorization".into(), format!("Bearer {}", get("token")?)),
+        AuthKind::Basic => Credential::Signed(Signing::Basic {
+            username: get("username")?,
+            password: SecretString::from(values.get("password").unwrap_or_default().to_owned()),
+        }),
+        AuthKind::AwsSigv4 { service } => Credential::Signed(Signing::AwsSigv4 {
+            access_key_id: get("access_key_id")?,
+            secret_access_key: SecretString::from(get("secret_access_key")?),
+            region: values.get("region").unwrap_or("us-east-1").to_owned(),
+            service: service.clone(),
+        }),
+        AuthKind::Custom { headers: templates, query } => {
+            let mut headers = Vec::with_capacity(templates.len());
+            for (name, template) in templates {
+                headers.push((name.clone(), fill(template, values, &label_of)?));
+            }
+            let mut pairs = Vec::with_capacity(query.len());
+            for (name, template) in query {
+                pairs.push((name.clone(), fill(template, values, &label_of)?));
+            }
+            Credential::Custom { headers, query: pairs }
+        }
+    };
 
     let test = component.test.as_ref().ok_or_else(|| {
         Outcome::Unexpected(
@@ -156,53 +199,35 @@ pub fn plan<'a>(
         headers.push((name.clone(), fill(template, values, &label_of)?, false));
     }
     let mut signing = Signing::None;
-    match &method.kind {
-        AuthKind::ApiKey { header, prefix, query } => {
-            let key = get(&method.fields[0].key)?;
-            match (header, query) {
-                (Some(header), _) => headers.push((
-                    header.clone(),
-                    format!("{}{key}", prefix.as_deref().unwrap_or_default()),
-                    true,
-                )),
-                (None, Some(param)) => {
-                    url.query_pairs_mut().append_pair(param, &key);
-                }
-                (None, None) => unreachable!("the catalog loader requires a header or a query"),
+    match credential {
+        Credential::Header(name, value) => headers.push((name, value, true)),
+        Credential::Query(pairs) => {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        Credential::Custom { headers: placed, query } => {
+            headers.extend(placed.into_iter().map(|(name, value)| (name, value, true)));
+            if !query.is_empty() {
+                url.query_pairs_mut().extend_pairs(query);
             }
         }
-        AuthKind::Bearer => headers.push(("Authorization".into(), format!("Bearer {}", get("token")?), true)),
-        AuthKind::Oauth2AuthorizationCode { .. } => {
-            headers.push(("Authorization".into(), format!("Bearer {}", get("access_token")?), true))
-        }
-        AuthKind::Basic => {
-            signing = Signing::Basic {
-                username: get("username")?,
-                password: SecretString::from(values.get("password").unwrap_or_default().to_owned()),
-            }
-        }
-        AuthKind::AwsSigv4 { service } => {
-            signing = Signing::AwsSigv4 {
-                access_key_id: get("access_key_id")?,
-                secret_access_key: SecretString::from(get("secret_access_key")?),
-                region: values.get("region").unwrap_or("us-east-1").to_owned(),
-                service: service.clone(),
-            }
-        }
-        AuthKind::Custom { headers: templates, query } => {
-            for (name, template) in templates {
-                headers.push((name.clone(), fill(template, values, &label_of)?, true));
-            }
-            for (name, template) in query {
-                let value = fill(template, values, &label_of)?;
-                url.query_pairs_mut().append_pair(name, &value);
-            }
-        }
-        AuthKind::Oauth2ClientCredentials { .. } => unreachable!("handled above"),
+        Credential::Signed(how) => signing = how,
     }
     let body = match &test.body {
         Some(template) => Some(fill(template, values, &label_of)?),
         None => None,
     };
     Ok(Plan::Test { method: method_name, url, headers, body, signing, expect: test })
+}
+
+/// Where a connection's credential goes in the test request.
+enum Credential {
+    /// (name, value): a secret header.
+    Header(String, String),
+    Query(Vec<(String, String)>),
+    /// A custom method's templates, filled: secret headers and query pairs.
+    Custom {
+        headers: Vec<(String, String)>,
+        query: Vec<(String, String)>,
+    },
+    Signed(Signing),
 }

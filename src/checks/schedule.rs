@@ -1,18 +1,17 @@
-//! Running checks: on save, on demand, and in the background on a schedule
-//! that is spread out, bounded, and backs off from unreachable services.
+//! Running checks: on save, on demand, and in the background (the "due
+//! checks" job in [`crate::jobs`]) on a schedule that is spread out and
+//! backs off from unreachable services.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
-use futures_util::StreamExt;
 
 use super::Outcome;
 use crate::accounts::User;
 use crate::audit::Actor;
-use crate::connections::{ConnectionId, StatusReport, StoreError, operations, store};
+use crate::connections::{ConnectionId, Status, StatusReport, StoreError, operations, store};
 use crate::environment::Environment;
-use crate::leases;
 use crate::state::{AppState, BlockingError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +57,28 @@ pub async fn check_now(
     trigger: Trigger,
     who: Option<&User>,
 ) -> Result<StatusReport, CheckError> {
-    let (connection, secrets) =
-        state.blocking(move |conn, s| store::for_check(conn, &s.keyring, environment, id)).await?;
     let started = Instant::now();
+    let (connection, secrets) =
+        match state.blocking(move |conn, s| store::for_check(conn, &s.keyring, environment, id)).await {
+            Ok(found) => found,
+            // Stored credentials that cannot be opened prove nothing: say so
+            // on the connection, never use them, never fail the request.
+            Err(BlockingError::Work(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_)))) => {
+                let connection = state.blocking(move |conn, _| store::get(conn, environment, id)).await?;
+                let reason = format!("cannot decrypt the stored credentials: {e}; enter them again");
+                let checked = Checked::failed(
+                    environment,
+                    id,
+                    connection.version,
+                    connection.name,
+                    trigger,
+                    started,
+                    reason,
+                );
+                return record(state, checked, who).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
     let outcome = match state.catalog.get(&connection.component) {
         Some(component) => state.checker.check(component, &connection, &secrets).await,
         None => {
@@ -68,13 +86,83 @@ pub async fn check_now(
         }
     };
     drop(secrets);
-    let now = Utc::now().naive_utc();
-    let report = StatusReport { status: outcome.status(), reason: outcome.reason(), checked_at: Some(now) };
-    let unreachable = outcome.is_unreachable();
+    let checked = Checked {
+        environment,
+        id,
+        version: connection.version,
+        name: connection.name,
+        report: StatusReport {
+            status: outcome.status(),
+            reason: outcome.reason(),
+            checked_at: Some(Utc::now().naive_utc()),
+        },
+        unreachable: outcome.is_unreachable(),
+        trigger,
+        started,
+    };
+    record(state, checked, who).await
+}
+
+/// A check's result, ready to be stored.
+pub struct Checked {
+    pub environment: Environment,
+    pub id: ConnectionId,
+    /// The version whose credentials were checked: the status changes only
+    /// while the connection still has them.
+    pub version: i32,
+    /// For the audit trail.
+    pub name: String,
+    pub report: StatusReport,
+    pub unreachable: bool,
+    pub trigger: Trigger,
+    pub started: Instant,
+}
+
+impl Checked {
+    /// A result that proves nothing about the credentials, because the
+    /// work failed before it could (an error or a panic inside Plugboard):
+    /// NOT ACTIVE, with `reason` saying where the fault lies.
+    pub fn failed(
+        environment: Environment,
+        id: ConnectionId,
+        version: i32,
+        name: String,
+        trigger: Trigger,
+        started: Instant,
+        reason: String,
+    ) -> Checked {
+        Checked {
+            environment,
+            id,
+            version,
+            name,
+            report: StatusReport {
+                status: Status::NotActive,
+                reason,
+                checked_at: Some(Utc::now().naive_utc()),
+            },
+            unreachable: false,
+            trigger,
+            started,
+        }
+    }
+}
+
+/// Stores a check's result: its history row, the connection's status
+/// (guarded by the checked version), when to check next, and the audit row.
+/// Every result goes through here, a check's own or a failed one's.
+pub async fn record(
+    state: &Arc<AppState>,
+    checked: Checked,
+    who: Option<&User>,
+) -> Result<StatusReport, CheckError> {
+    // The name is the operation's to read, inside its transaction.
+    let Checked { environment, id, version, name: _, report, unreachable, trigger, started } = checked;
+    let now = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
     let failures = if unreachable { connection_failures(state, environment, id).await + 1 } else { 0 };
     let next = next_check(now, state.check_interval, unreachable, failures);
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let checked_version = connection.version;
+    let checked_version = version;
     let stored = report.clone();
     let who = who.cloned();
     state
@@ -126,97 +214,9 @@ pub fn next_check(now: NaiveDateTime, interval: Duration, unreachable: bool, fai
     now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::hours(6))
 }
 
-fn random_fraction() -> f64 {
+/// A number in [0, 1], for spreading work out in time.
+pub(crate) fn random_fraction() -> f64 {
     let mut bytes = [0u8; 4];
     let _ = getrandom::fill(&mut bytes);
     f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
-}
-
-/// Stops the background schedule when dropped.
-pub struct Schedule {
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-impl Drop for Schedule {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Starts the background schedule on a thread of its own, so that checks
-/// never compete with requests for the web workers.
-pub fn start(state: Arc<AppState>, concurrency: usize) -> std::io::Result<Schedule> {
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let owner = format!(
-        "plugboard-{}-{}",
-        std::process::id(),
-        hex::encode(random_fraction().to_bits().to_le_bytes())
-    );
-    std::thread::Builder::new().name("plugboard-checks".into()).spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::error!("the background checks could not start: {e}");
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let tick = (state.check_interval / 20).clamp(Duration::from_millis(100), Duration::from_secs(30));
-            loop {
-                if let Err(e) = run_due(&state, &owner, concurrency.max(1)).await {
-                    tracing::warn!("background checks: {e}");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => {}
-                    _ = stopped.changed() => return,
-                }
-            }
-        });
-    })?;
-    Ok(Schedule { stop })
-}
-
-/// One round: every due connection whose lease `owner` gets. Several
-/// processes may run rounds at the same time; each due check runs once.
-pub async fn run_due(state: &Arc<AppState>, owner: &str, concurrency: usize) -> Result<(), CheckError> {
-    let now = Utc::now().naive_utc();
-    let spread = TimeDelta::from_std(state.check_interval.mul_f64(random_fraction())).unwrap_or_default();
-    let due = state
-        .blocking(move |conn, _| {
-            store::schedule_unscheduled(conn, now + spread)?;
-            store::due_for_check(conn, now, 256)
-        })
-        .await
-        .map_err(|e| CheckError::Internal(e.to_string()))?;
-    let lease_for = TimeDelta::from_std(state.checker.timeout() * 3).unwrap_or(TimeDelta::minutes(1));
-    futures_util::stream::iter(due)
-        .for_each_concurrent(concurrency, |due| async move {
-            let name = format!("check:{}", due.id);
-            let owner_name = owner.to_owned();
-            let lease = name.clone();
-            // Another process may have checked it since the list was read:
-            // with the lease held, make sure it is still due.
-            let acquired = state
-                .blocking(move |conn, _| {
-                    if !leases::try_acquire(conn, &lease, &owner_name, Utc::now().naive_utc() + lease_for)? {
-                        return Ok(false);
-                    }
-                    if store::is_due(conn, due.id, now)? {
-                        return Ok(true);
-                    }
-                    leases::release(conn, &lease, &owner_name)?;
-                    Ok::<_, diesel::result::Error>(false)
-                })
-                .await;
-            if !matches!(acquired, Ok(true)) {
-                return;
-            }
-            if let Err(e) = check_now(state, due.environment, due.id, Trigger::Schedule, None).await {
-                tracing::warn!(connection = %due.id, "background check failed: {e}");
-            }
-            let owner_name = owner.to_owned();
-            let _ = state.blocking(move |conn, _| leases::release(conn, &name, &owner_name)).await;
-        })
-        .await;
-    Ok(())
 }

@@ -1,10 +1,13 @@
-//! Which addresses a check may reach. Public addresses always; link-local
-//! and cloud metadata addresses never; loopback and private ranges only
-//! when the operator allows them (`PLUGBOARD_ALLOW_NETWORKS`), because a
-//! base URL a user may set must not become a way into the internal network.
+//! Which addresses Plugboard may send to. Public addresses always;
+//! link-local and cloud metadata addresses never; loopback and private
+//! ranges only when the operator allows them (`PLUGBOARD_ALLOW_NETWORKS`),
+//! because a base URL a user may set must not become a way into the
+//! internal network.
 //!
 //! Enforced on the addresses a name resolves to (in the HTTP client's
-//! resolver), so a hostname that resolves to 169.254.169.254 is refused too.
+//! resolver), so a hostname that resolves to 169.254.169.254 is refused too;
+//! URLs that name an address never reach the resolver, so
+//! [`super::Outbound::send`] judges those itself.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -32,6 +35,17 @@ impl Default for NetworkPolicy {
 pub struct Blocked {
     pub host: String,
     pub addr: Option<IpAddr>,
+}
+
+/// Raised when a name has no address. A type of our own, so that the
+/// client's error can be recognised as a DNS failure without reading its
+/// words.
+#[derive(Debug, thiserror::Error)]
+#[error("DNS lookup failed for {host}")]
+pub struct DnsFailed {
+    pub host: String,
+    #[source]
+    pub source: Option<std::io::Error>,
 }
 
 impl NetworkPolicy {
@@ -122,12 +136,18 @@ impl Resolve for PolicyResolver {
             if !policy.allow_public && host != "localhost" {
                 return Err(Box::new(Blocked { host, addr: None }) as _);
             }
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found.iter().copied().filter(|a| policy.allows(a.ip())).collect();
-            match (allowed.is_empty(), found.first()) {
-                (true, Some(first)) => Err(Box::new(Blocked { host, addr: Some(first.ip()) }) as _),
-                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.clone(), 0)).await {
+                Ok(found) => found.collect(),
+                Err(source) => return Err(Box::new(DnsFailed { host, source: Some(source) }) as _),
+            };
+            let Some(first) = found.first().copied() else {
+                return Err(Box::new(DnsFailed { host, source: None }) as _);
+            };
+            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| policy.allows(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(Blocked { host, addr: Some(first.ip()) }) as _);
             }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
 }
