@@ -852,7 +852,7 @@ async fn posts_naming_their_own_origin_or_none_are_judged_by_the_token() {
     )
     .await;
     assert_forbidden(&page, "a matching origin and a wrong token");
-    assert_eq!(current_environment(&app).await, "development");
+    assert_eq!(current_environment(&app).await, "production", "as the last accepted post left it");
 }
 
 #[actix_web::test]
