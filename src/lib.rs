@@ -149,6 +149,7 @@ impl Application {
             )
         };
         let secure_cookies = settings.secure_cookies;
+        let trusted_proxies = settings.trusted_proxies.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             let session = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
@@ -161,6 +162,7 @@ impl Application {
                 .build();
             App::new()
                 .app_data(app_state.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))
                 .configure(web::routes)
                 .default_service(aw::to(web::error::not_found))
@@ -205,29 +207,12 @@ pub fn create_admin(settings: &Settings, email: &str, name: &str, password: &str
     let (pool, _) =
         db::connect(&settings.database_url(), 1, settings.pool_timeout).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let user = accounts::create(
-        &mut conn,
-        &accounts::NewUser {
-            email,
-            name,
-            password,
-            role: accounts::Role::Admin,
-            must_change_password: false,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    audit::record(
-        &mut conn,
-        audit::Event {
-            actor: audit::Actor::System,
-            action: audit::Action::UserCreate,
-            environment: None,
-            connection: None,
-            subject: &user.email,
-            details: serde_json::json!({ "role": "admin", "by": "create-admin command" }),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    // The same operation as the People page, so the same rules and the same
+    // audit row (by Plugboard itself: nobody is signed in).
+    let new =
+        accounts::NewUser { email, name, password, role: accounts::Role::Admin, must_change_password: false };
+    let user = accounts::operations::add_person(&mut conn, &audit::Actor::System, &new)
+        .map_err(|e| e.to_string())?;
     Ok(format!("created admin {}", user.email))
 }
 

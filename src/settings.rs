@@ -1,11 +1,13 @@
 //! Start-up configuration: command-line flags, each also readable from a
 //! `PLUGBOARD_*` environment variable (and `DATABASE_URL`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -87,6 +89,13 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_CHECK_PUBLIC_NETWORKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub check_public_networks: bool,
 
+    /// Reverse proxies (load balancers) in front of Plugboard whose
+    /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are
+    /// believed: comma-separated IP addresses or CIDR ranges. Empty: the
+    /// client is the peer of the connection and those headers are ignored.
+    #[arg(long, env = "PLUGBOARD_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
     /// Log filter, such as `info` or `plugboard=debug,actix_web=info`.
     #[arg(long, env = "PLUGBOARD_LOG", default_value = "info")]
     pub log: String,
@@ -128,6 +137,7 @@ impl Settings {
             allow_networks: "127.0.0.1".into(),
             check_public_networks: false,
             secure_cookies: false,
+            trusted_proxies: TrustedProxies::default(),
             log: "info".into(),
         }
     }
@@ -164,6 +174,85 @@ impl std::str::FromStr for SecretValue {
     }
 }
 
+/// The proxies whose forwarding headers are believed
+/// (`PLUGBOARD_TRUSTED_PROXIES`). Cheap to clone: the web layer keeps one
+/// per worker.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Arc<Vec<IpNet>>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let mut nets = Vec::new();
+        for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let net =
+                part.parse::<IpNet>().or_else(|_| part.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                    format!("`{part}` is not an IP address or CIDR range such as 10.0.0.0/8 or 192.0.2.7")
+                })?;
+            nets.push(net);
+        }
+        Ok(TrustedProxies(Arc::new(nets)))
+    }
+}
+
+impl TrustedProxies {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The address of the client that sent a request which reached us from
+    /// `peer` with these `X-Forwarded-For` values (in header order).
+    ///
+    /// Each proxy appends the address it received the request from, so the
+    /// list is only as trustworthy as the proxy that wrote each entry:
+    /// walking from the right, entries are believed while they were written
+    /// by a trusted proxy, and the first address that is not itself a
+    /// trusted proxy is the client. Anything the client put further left is
+    /// never reached. A peer that is not trusted is the client, whatever it
+    /// sent.
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let entries =
+            forwarded_for.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|e| !e.is_empty());
+        for entry in entries.rev() {
+            // An entry that is not an address means the chain cannot be
+            // followed further: the last proxy that can be named is asking.
+            let Some(ip) = parse_forwarded_address(entry) else {
+                return client;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                return ip;
+            }
+        }
+        client
+    }
+}
+
+/// `192.0.2.7`, `192.0.2.7:5678`, `2001:db8::1` or `[2001:db8::1]:5678`.
+fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
+    let ip = entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())?;
+    Some(canonical(ip))
+}
+
+/// IPv4 written as IPv6 (::ffff:a.b.c.d) is the IPv4 address: a dual-stack
+/// listener reports IPv4 peers that way.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
 /// `45s`, `30m`, `6h`, `2d`, `500ms`, or a number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -192,5 +281,43 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("6 hours").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn trusted_proxies_parse_addresses_and_ranges() {
+        let trusted: TrustedProxies = " 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,".parse().unwrap();
+        assert!(trusted.trusts(ip("10.1.2.3")));
+        assert!(trusted.trusts(ip("192.0.2.7")));
+        assert!(trusted.trusts(ip("::ffff:192.0.2.7")));
+        assert!(trusted.trusts(ip("2001:db8::5")));
+        assert!(!trusted.trusts(ip("192.0.2.8")));
+        assert!("".parse::<TrustedProxies>().unwrap().0.is_empty());
+        let error = "10.0.0.0/8, proxy.internal".parse::<TrustedProxies>().unwrap_err();
+        assert!(error.contains("`proxy.internal` is not an IP address"), "{error}");
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address_from_a_trusted_peer() {
+        let trusted: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        let peer = ip("10.0.0.2");
+        assert_eq!(trusted.client(peer, &["203.0.113.5"]), ip("203.0.113.5"));
+        // The client wrote the leftmost entry itself: never reached.
+        assert_eq!(trusted.client(peer, &["198.51.100.1, 203.0.113.5, 10.0.0.9"]), ip("203.0.113.5"));
+        // Several header lines are one list, in order.
+        assert_eq!(trusted.client(peer, &["198.51.100.1", "203.0.113.5"]), ip("203.0.113.5"));
+        assert_eq!(trusted.client(peer, &["[2001:db8::7]:443", "203.0.113.5:1234"]), ip("203.0.113.5"));
+        assert_eq!(trusted.client(peer, &["2001:db8::7"]), ip("2001:db8::7"));
+        // Nothing forwarded, or only proxies: the innermost one named.
+        assert_eq!(trusted.client(peer, &[]), peer);
+        assert_eq!(trusted.client(peer, &["10.0.0.7, 10.0.0.8"]), ip("10.0.0.7"));
+        // Garbage stops the walk at the proxy that wrote it.
+        assert_eq!(trusted.client(peer, &["203.0.113.5, unknown"]), peer);
+        // An untrusted peer is the client whatever it claims.
+        assert_eq!(trusted.client(ip("203.0.113.9"), &["10.0.0.1"]), ip("203.0.113.9"));
+        assert_eq!(TrustedProxies::default().client(peer, &["203.0.113.5"]), peer);
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::Utc;
 use diesel::prelude::*;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::db::DbConnection;
 use crate::db::schema::{connection_tags, tags};
@@ -20,14 +21,65 @@ impl fmt::Display for TagId {
     }
 }
 
-/// A valid tag name: trimmed, 1 to 40 characters, no commas (they separate
-/// tags in forms) and no control characters.
+/// A valid tag name: NFKC-normalised, trimmed, 1 to 40 characters, no
+/// commas (they separate tags in forms), no control characters, and none of
+/// the invisible or direction-changing characters that make one name look
+/// like another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagName(String);
 
+/// Characters that show nothing (or reorder what is shown), so that
+/// "o\u{200B}ps" or "ops\u{202E}" would sit beside "ops" looking the same.
+/// Refused rather than removed: the person is told what their text held.
+const INVISIBLE: &[(char, &str)] = &[
+    ('\u{00AD}', "SOFT HYPHEN"),
+    ('\u{061C}', "ARABIC LETTER MARK"),
+    ('\u{200B}', "ZERO WIDTH SPACE"),
+    ('\u{200C}', "ZERO WIDTH NON-JOINER"),
+    ('\u{200D}', "ZERO WIDTH JOINER"),
+    ('\u{200E}', "LEFT-TO-RIGHT MARK"),
+    ('\u{200F}', "RIGHT-TO-LEFT MARK"),
+    ('\u{202A}', "LEFT-TO-RIGHT EMBEDDING"),
+    ('\u{202B}', "RIGHT-TO-LEFT EMBEDDING"),
+    ('\u{202C}', "POP DIRECTIONAL FORMATTING"),
+    ('\u{202D}', "LEFT-TO-RIGHT OVERRIDE"),
+    ('\u{202E}', "RIGHT-TO-LEFT OVERRIDE"),
+    ('\u{2060}', "WORD JOINER"),
+    ('\u{2061}', "FUNCTION APPLICATION"),
+    ('\u{2062}', "INVISIBLE TIMES"),
+    ('\u{2063}', "INVISIBLE SEPARATOR"),
+    ('\u{2064}', "INVISIBLE PLUS"),
+    ('\u{2066}', "LEFT-TO-RIGHT ISOLATE"),
+    ('\u{2067}', "RIGHT-TO-LEFT ISOLATE"),
+    ('\u{2068}', "FIRST STRONG ISOLATE"),
+    ('\u{2069}', "POP DIRECTIONAL ISOLATE"),
+    ('\u{FEFF}', "ZERO WIDTH NO-BREAK SPACE"),
+];
+
 impl TagName {
     pub fn parse(raw: &str) -> Result<TagName, String> {
-        let name = raw.trim();
+        let mut found: Vec<String> = Vec::new();
+        for c in raw.chars() {
+            if let Some((_, name)) = INVISIBLE.iter().find(|(i, _)| *i == c) {
+                let named = format!("U+{:04X} {name}", c as u32);
+                if !found.contains(&named) {
+                    found.push(named);
+                }
+            }
+        }
+        if !found.is_empty() {
+            return Err(format!(
+                "Tags cannot contain invisible or text-direction characters; this one has {}. \
+                 Type the tag again without them.",
+                found.join(", ")
+            ));
+        }
+        // Compatibility forms become the plain ones ("ｏｐｓ" is "ops", "ﬁ"
+        // is "fi"), so a tag cannot be made twice by typing it in another
+        // width or style. Before the other checks: NFKC can make a comma
+        // (from "，") or a space (from U+3000).
+        let normalised: String = raw.nfkc().collect();
+        let name = normalised.trim();
         let chars = name.chars().count();
         if name.is_empty() {
             return Err("A tag needs at least one character.".into());
@@ -158,5 +210,36 @@ mod tests {
         assert!(TagName::parse("a,b").is_err());
         assert!(TagName::parse(&"x".repeat(41)).is_err());
         assert!(TagName::parse("line\nbreak").is_err());
+    }
+
+    #[test]
+    fn compatibility_forms_become_the_plain_name() {
+        assert_eq!(TagName::parse("ｏｐｓ").unwrap().as_str(), "ops");
+        assert_eq!(TagName::parse("ＯＰＳ").unwrap().key(), "ops");
+        assert_eq!(TagName::parse("\u{FB01}nance").unwrap().as_str(), "finance");
+        assert_eq!(TagName::parse("billing\u{3000}\u{3000}team").unwrap().as_str(), "billing team");
+        // Decomposed and composed accents are one tag.
+        assert_eq!(TagName::parse("e\u{301}quipe").unwrap(), TagName::parse("\u{E9}quipe").unwrap());
+        assert!(TagName::parse("a\u{FF0C}b").unwrap_err().contains("commas"));
+    }
+
+    #[test]
+    fn invisible_and_direction_characters_are_refused_by_name() {
+        let error = TagName::parse("o\u{200B}ps").unwrap_err();
+        assert!(error.contains("U+200B ZERO WIDTH SPACE"), "{error}");
+        let error = TagName::parse("ops\u{202E}").unwrap_err();
+        assert!(error.contains("U+202E RIGHT-TO-LEFT OVERRIDE"), "{error}");
+        let error = TagName::parse("\u{FEFF}o\u{AD}p\u{AD}s\u{2066}").unwrap_err();
+        assert!(
+            error.contains(
+                "U+FEFF ZERO WIDTH NO-BREAK SPACE, U+00AD SOFT HYPHEN, U+2066 LEFT-TO-RIGHT ISOLATE"
+            ),
+            "{error}"
+        );
+        for c in
+            ['\u{200C}', '\u{200D}', '\u{2060}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{202A}', '\u{2069}']
+        {
+            assert!(TagName::parse(&format!("ops{c}")).is_err(), "{:04X}", c as u32);
+        }
     }
 }

@@ -529,6 +529,272 @@ async fn concurrent_guesses_cannot_exceed_the_limit() {
     );
 }
 
+/// Sign-in failures as stored: key and count, by key.
+fn failure_rows(app: &TestApp) -> Vec<(String, i32, chrono::NaiveDateTime)> {
+    use diesel::prelude::*;
+    use plugboard::db::schema::sign_in_failures;
+    sign_in_failures::table
+        .order(sign_in_failures::key)
+        .select((sign_in_failures::key, sign_in_failures::failures, sign_in_failures::last_failure))
+        .load(&mut app.db())
+        .unwrap()
+}
+
+fn failures_of(app: &TestApp, key: &str) -> Option<(i32, chrono::NaiveDateTime)> {
+    failure_rows(app).into_iter().find(|(k, _, _)| k == key).map(|(_, n, at)| (n, at))
+}
+
+/// Moves every recorded sign-in failure (and so every lock's start)
+/// `minutes` further into the past, as if that much time had gone by.
+fn let_time_pass(app: &TestApp, minutes: i64) {
+    use diesel::prelude::*;
+    use plugboard::db::schema::sign_in_failures;
+    let mut conn = app.db();
+    for (key, _, at) in failure_rows(app) {
+        diesel::update(sign_in_failures::table.find(&key))
+            .set(sign_in_failures::last_failure.eq(at - chrono::TimeDelta::minutes(minutes)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+}
+
+/// Posts the sign-in form `n` times at once from `browser` (one token),
+/// with the email `email(i)` and extra headers; the statuses.
+async fn sign_ins_at_once(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    n: usize,
+    email: impl Fn(usize) -> String,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> Vec<StatusCode> {
+    use futures_util::StreamExt;
+    let token = app.csrf_as(browser).await;
+    let requests: Vec<_> = (0..n)
+        .map(|i| {
+            let mut request = browser.post(app.url("/sign-in")).form(&[
+                ("csrf_token", token.clone()),
+                ("email", email(i)),
+                ("password", password.to_owned()),
+            ]);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            async move { request.send().await.unwrap().status() }
+        })
+        .collect();
+    futures_util::stream::iter(requests).buffer_unordered(16).collect().await
+}
+
+fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[actix_web::test]
+async fn an_email_longer_than_any_address_is_refused_before_anything_is_written() {
+    let app = common::spawn().await;
+    let browser = common::new_client();
+    let before = (failure_rows(&app), app.audit_rows().len());
+    for local in [242, 60_000] {
+        let email = format!("{}@example.test", "a".repeat(local));
+        let page = app.sign_in_with(&browser, &email, WRONG_PASSWORD).await;
+        assert_status(&page, StatusCode::UNPROCESSABLE_ENTITY, &format!("{local} characters"));
+        assert_eq!(
+            page.text_of("#sign-in-error"),
+            format!("An email address has at most 254 characters; this one has {}.", local + 13)
+        );
+        assert!(!page.body.contains(WRONG_PASSWORD));
+    }
+    assert_eq!((failure_rows(&app), app.audit_rows().len()), before, "nothing counted or recorded");
+    // The longest address there can be is an ordinary failure.
+    let longest = format!("{}@example.test", "a".repeat(241));
+    assert_status(
+        &app.sign_in_with(&browser, &longest, WRONG_PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "254",
+    );
+}
+
+/// A guesser trying a new random address each time: the rows it leaves are
+/// bounded, whatever it sends.
+#[actix_web::test]
+async fn many_distinct_emails_from_one_address_leave_a_bounded_number_of_rows() {
+    let app = common::spawn().await;
+    let browser = common::new_client();
+    let (failures_before, audit_before) = (failure_rows(&app).len(), app.audit_rows().len());
+    let statuses = sign_ins_at_once(
+        &app,
+        &browser,
+        500,
+        |_| format!("{}@guess.test", common::random_hex(12)),
+        WRONG_PASSWORD,
+        &[],
+    )
+    .await;
+    let refused = count(&statuses, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 10, "{statuses:?}");
+    assert_eq!(refused, 490);
+    let new_failures = failure_rows(&app).len() - failures_before;
+    let new_audit = app.audit_rows().len() - audit_before;
+    // At most: one shared counter per checked attempt, the address's own
+    // row, and one audit row per checked attempt.
+    assert!(new_failures <= 11, "{new_failures} new sign_in_failures rows: {:#?}", failure_rows(&app));
+    assert!(new_audit <= 10, "{new_audit} new audit rows");
+    // The attempt that started the lock says so; refused ones wrote nothing.
+    let rows = app.audit_rows();
+    let locking: Vec<_> = rows.iter().filter(|r| r.details.contains("locked_until")).collect();
+    assert_eq!(locking.len(), 1, "{rows:#?}");
+    assert_eq!(locking[0].action, "sign_in_failed");
+}
+
+#[actix_web::test]
+async fn a_lock_ends_on_schedule_whatever_is_sent_meanwhile() {
+    let app = common::spawn().await;
+    app.add_user("target@plugboard.test", Role::Member);
+    let browser = common::new_client();
+    let statuses =
+        sign_ins_at_once(&app, &browser, 10, |_| "target@plugboard.test".into(), WRONG_PASSWORD, &[]).await;
+    assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 10, "{statuses:?}");
+    say_try_again(&app.sign_in_with(&browser, "target@plugboard.test", PASSWORD).await);
+    let locked = failures_of(&app, "account:target@plugboard.test").expect("counted");
+    assert_eq!(locked.0, 10);
+
+    // Ten minutes into the lock, the guesser keeps trying.
+    let_time_pass(&app, 10);
+    let during = failure_rows(&app);
+    let audit_during = app.audit_rows().len();
+    let statuses =
+        sign_ins_at_once(&app, &browser, 30, |_| "target@plugboard.test".into(), WRONG_PASSWORD, &[]).await;
+    assert_eq!(count(&statuses, StatusCode::TOO_MANY_REQUESTS), 30, "{statuses:?}");
+    let page = app.sign_in_with(&browser, "target@plugboard.test", PASSWORD).await;
+    say_try_again(&page);
+    assert!(
+        page.text_of("#sign-in-error").contains("Try again in 5 minutes."),
+        "{}",
+        page.text_of("#sign-in-error")
+    );
+    assert_eq!(failure_rows(&app), during, "refused attempts are not counted and do not move the lock");
+    assert_eq!(app.audit_rows().len(), audit_during, "nor are they recorded one by one");
+
+    // Fifteen minutes after it began, the lock is over.
+    let_time_pass(&app, 5);
+    assert_redirect(
+        &app.sign_in_with(&browser, "target@plugboard.test", PASSWORD).await,
+        "/",
+        "after the lock",
+    );
+}
+
+#[actix_web::test]
+async fn the_current_password_check_is_throttled_like_sign_in() {
+    let app = common::spawn().await;
+    let browser = app.client_as("changer@plugboard.test", Role::Member).await;
+    let token = app.csrf_as(&browser).await;
+    let attempt = |current: &str| {
+        browser.post(app.url("/account/password")).form(&[
+            ("csrf_token", token.as_str()),
+            ("current_password", current),
+            ("password", NEW_PASSWORD),
+            ("password_again", NEW_PASSWORD),
+        ])
+    };
+    let started = Instant::now();
+    let wrong: Vec<_> = (0..10).map(|i| attempt(&format!("wrong current password {i}")).send()).collect();
+    let statuses: Vec<StatusCode> =
+        futures_util::future::join_all(wrong).await.into_iter().map(|r| r.unwrap().status()).collect();
+    assert_eq!(count(&statuses, StatusCode::UNPROCESSABLE_ENTITY), 10, "{statuses:?}");
+    assert!(started.elapsed() >= Duration::from_millis(3500), "the later checks were slowed");
+
+    let response = attempt(PASSWORD).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let page = Page {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
+    };
+    let text = page.text_of("[role=alert]");
+    assert!(text.starts_with("Too many failed sign-ins. Try again in "), "{text}");
+    assert!(!page.body.contains(PASSWORD));
+    // Nothing changed: the old password still opens the account.
+    let mut conn = app.db();
+    let still = plugboard::accounts::authenticate(&mut conn, "changer@plugboard.test", PASSWORD).unwrap();
+    assert!(still.is_some(), "the password was changed while refused");
+    // The counters are sign-in's: the account cannot be signed in to from
+    // elsewhere either.
+    forget_address_failures(&app);
+    say_try_again(&app.sign_in_with(&common::new_client(), "changer@plugboard.test", PASSWORD).await);
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_each_client_is_counted_apart() {
+    let app = common::spawn_with(|s| s.trusted_proxies = "127.0.0.1, 10.0.0.0/8".parse().unwrap()).await;
+    app.add_user("colleague@plugboard.test", Role::Member);
+    let guesser = common::new_client();
+    // The guesser writes an address of its own at the left; the proxies
+    // (127.0.0.1, then 10.1.2.3) append what they saw.
+    let via = [("X-Forwarded-For", "198.51.100.99, 203.0.113.5, 10.1.2.3")];
+    let statuses =
+        sign_ins_at_once(&app, &guesser, 10, |i| format!("guess{i}@plugboard.test"), WRONG_PASSWORD, &via)
+            .await;
+    assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 10, "{statuses:?}");
+    assert_eq!(failures_of(&app, "addr:203.0.113.5").map(|f| f.0), Some(10));
+    // Changing what it wrote itself does not help it.
+    for spoofed in ["192.0.2.1, 203.0.113.5", "203.0.113.5"] {
+        let statuses = sign_ins_at_once(
+            &app,
+            &guesser,
+            1,
+            |_| "colleague@plugboard.test".into(),
+            PASSWORD,
+            &[("X-Forwarded-For", spoofed)],
+        )
+        .await;
+        assert_eq!(statuses, vec![StatusCode::TOO_MANY_REQUESTS], "{spoofed}");
+    }
+    // Everyone else behind the same proxy signs in.
+    let colleague = common::new_client();
+    let statuses = sign_ins_at_once(
+        &app,
+        &colleague,
+        1,
+        |_| "colleague@plugboard.test".into(),
+        PASSWORD,
+        &[("X-Forwarded-For", "203.0.113.6")],
+    )
+    .await;
+    assert_eq!(statuses, vec![StatusCode::SEE_OTHER]);
+}
+
+#[actix_web::test]
+async fn forwarded_for_from_an_untrusted_peer_is_not_believed() {
+    let app = common::spawn().await;
+    app.add_user("colleague@plugboard.test", Role::Member);
+    let guesser = common::new_client();
+    let statuses = sign_ins_at_once(
+        &app,
+        &guesser,
+        10,
+        |i| format!("guess{i}@plugboard.test"),
+        WRONG_PASSWORD,
+        &[("X-Forwarded-For", "203.0.113.5")],
+    )
+    .await;
+    assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 10, "{statuses:?}");
+    assert_eq!(failures_of(&app, "addr:203.0.113.5"), None);
+    assert_eq!(failures_of(&app, "addr:127.0.0.1").map(|f| f.0), Some(10));
+    // Claiming another address does not escape the count.
+    let statuses = sign_ins_at_once(
+        &app,
+        &common::new_client(),
+        1,
+        |_| "colleague@plugboard.test".into(),
+        PASSWORD,
+        &[("X-Forwarded-For", "203.0.113.6")],
+    )
+    .await;
+    assert_eq!(statuses, vec![StatusCode::TOO_MANY_REQUESTS]);
+}
+
 // ---- anonymous requests ----
 
 #[actix_web::test]
@@ -1079,7 +1345,9 @@ async fn the_last_admin_can_be_neither_demoted_nor_disabled() {
 /// stay an admin.
 #[actix_web::test]
 async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
-    use plugboard::accounts::{UserId, set_role};
+    use plugboard::accounts::UserId;
+    use plugboard::accounts::operations::change_role;
+    use plugboard::audit::Actor;
     let app = common::spawn().await;
     app.add_user("second@plugboard.test", Role::Admin);
     let other = common::new_client();
@@ -1101,8 +1369,8 @@ async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
         let admins = people(&app).iter().filter(|p| p.1 == "admin" && !p.2).count();
         assert_eq!(admins, 1, "round {round}: both demotions went through ({statuses:?}), leaving no admin");
         let mut conn = app.db();
-        set_role(&mut conn, UserId(me), Role::Admin).unwrap();
-        set_role(&mut conn, UserId(second), Role::Admin).unwrap();
+        change_role(&mut conn, &Actor::System, UserId(me), Role::Admin).unwrap();
+        change_role(&mut conn, &Actor::System, UserId(second), Role::Admin).unwrap();
     }
 }
 

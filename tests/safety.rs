@@ -719,3 +719,236 @@ async fn no_secret_appears_in_any_page() {
         }
     }
 }
+
+// ---- the origin of state-changing requests ----
+
+const OTHER_SITE: &str = "was sent from another site, so nothing was changed";
+
+fn assert_other_site(page: &Page, what: &str) {
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{what}: {}", page.body);
+    assert!(page.body.contains(OTHER_SITE), "{what}: {}", page.body);
+}
+
+/// A form post with the session's valid token and extra headers.
+async fn post_with_headers(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    headers: &[(&str, String)],
+) -> Page {
+    let mut form = vec![("csrf_token", token)];
+    form.extend_from_slice(fields);
+    let mut request = app.client.post(app.url(path)).form(&form);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status();
+    let headers = response.headers().clone();
+    Page { status, headers, body: response.text().await.expect("body") }
+}
+
+#[actix_web::test]
+async fn posts_naming_another_origin_are_refused_even_with_a_valid_token() {
+    let app = common::spawn().await;
+    let (id, tag) = connection_with_tag(&app).await;
+    let token = app.csrf().await;
+    let before = app.snapshot();
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let forged: Vec<(&str, String)> = vec![
+        ("Origin", "http://evil.example".into()),
+        ("Origin", format!("http://evil.example:{port}")),
+        // Same host, another port: another origin.
+        ("Origin", "http://127.0.0.1:1".into()),
+        ("Origin", "null".into()),
+        ("Origin", "not a url".into()),
+        ("Referer", "http://evil.example/page?x=1".into()),
+        ("Referer", format!("http://127.0.0.1.evil.example:{port}/")),
+    ];
+    for (path, fields) in post_routes(id, tag) {
+        for (header, value) in &forged {
+            let page = post_with_headers(&app, &token, &path, &fields, &[(*header, value.clone())]).await;
+            assert_other_site(&page, &format!("{path} with {header}: {value}"));
+        }
+        // The Origin decides when both are sent.
+        let page = post_with_headers(
+            &app,
+            &token,
+            &path,
+            &fields,
+            &[("Origin", "http://evil.example".into()), ("Referer", format!("{}/", app.base))],
+        )
+        .await;
+        assert_other_site(&page, &format!("{path} with a forged Origin and a matching Referer"));
+        // htmx sends the token in a header; the origin is still checked.
+        let response = app
+            .client
+            .post(app.url(&path))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", &token)
+            .header("Origin", "http://evil.example")
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "htmx {path}");
+        assert!(response.text().await.unwrap().contains(OTHER_SITE));
+    }
+    assert_eq!(app.snapshot(), before);
+    assert_eq!(current_environment(&app).await, "development");
+
+    // Signing in (login CSRF) is judged the same way.
+    let browser = common::new_client();
+    let anonymous = app.csrf_as(&browser).await;
+    let response = browser
+        .post(app.url("/sign-in"))
+        .header("Origin", "http://evil.example")
+        .form(&[
+            ("csrf_token", anonymous.as_str()),
+            ("email", common::ADMIN_EMAIL),
+            ("password", common::PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_as(&browser, "/").await.status, StatusCode::SEE_OTHER, "not signed in");
+}
+
+#[actix_web::test]
+async fn posts_naming_their_own_origin_or_none_are_judged_by_the_token() {
+    let app = common::spawn().await;
+    let token = app.csrf().await;
+    let own = app.base.clone();
+    let localhost = own.replace("127.0.0.1", "localhost");
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("staging", vec![("Origin", own.clone())]),
+        ("production", vec![("Referer", format!("{own}/connections?x=1"))]),
+        ("development", vec![]),
+        // As the browser saw it: the Host header it sent.
+        (
+            "staging",
+            vec![("Origin", localhost.clone()), ("Host", localhost.trim_start_matches("http://").into())],
+        ),
+        // Plugboard may sit behind a TLS proxy it does not know of.
+        ("production", vec![("Origin", own.replace("http://", "https://"))]),
+    ];
+    for (environment, headers) in cases {
+        let page =
+            post_with_headers(&app, &token, "/environment", &[("environment", environment)], &headers).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{headers:?}: {}", page.body);
+        assert_eq!(current_environment(&app).await, environment, "{headers:?}");
+    }
+    // A matching origin does not stand in for the token.
+    let page = app.post_raw("/environment", &[("environment", "staging")]).await;
+    assert_forbidden(&page, "no token");
+    let page = post_with_headers(
+        &app,
+        "wrong",
+        "/environment",
+        &[("environment", "staging")],
+        &[("Origin", own.clone())],
+    )
+    .await;
+    assert_forbidden(&page, "a matching origin and a wrong token");
+    assert_eq!(current_environment(&app).await, "production", "as the last accepted post left it");
+}
+
+#[actix_web::test]
+async fn forwarded_host_and_scheme_are_believed_only_from_a_trusted_proxy() {
+    let forwarded = |proto: &str| {
+        vec![
+            ("Origin", "https://plugboard.example".to_owned()),
+            ("X-Forwarded-Host", "plugboard.example".to_owned()),
+            ("X-Forwarded-Proto", proto.to_owned()),
+        ]
+    };
+    // No proxy is trusted: the headers are anyone's to send.
+    let app = common::spawn().await;
+    let token = app.csrf().await;
+    let page =
+        post_with_headers(&app, &token, "/environment", &[("environment", "staging")], &forwarded("https"))
+            .await;
+    assert_other_site(&page, "forwarded headers from an untrusted peer");
+
+    // The test client's address (127.0.0.1) is the trusted proxy.
+    let app = common::spawn_with(|s| s.trusted_proxies = "127.0.0.1".parse().unwrap()).await;
+    let token = app.csrf().await;
+    let page =
+        post_with_headers(&app, &token, "/environment", &[("environment", "staging")], &forwarded("https"))
+            .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(current_environment(&app).await, "staging");
+    // The proxy says the browser used plain HTTP: an HTTPS origin is another one.
+    let page =
+        post_with_headers(&app, &token, "/environment", &[("environment", "production")], &forwarded("http"))
+            .await;
+    assert_other_site(&page, "another scheme than the proxy reports");
+    // Without X-Forwarded-Host, the Host header is the browser's.
+    let page = post_with_headers(
+        &app,
+        &token,
+        "/environment",
+        &[("environment", "production")],
+        &[("Origin", "https://plugboard.example".into()), ("X-Forwarded-Proto", "https".into())],
+    )
+    .await;
+    assert_other_site(&page, "a host the browser did not address");
+    assert_eq!(current_environment(&app).await, "staging");
+}
+
+// ---- look-alike tag names ----
+
+#[actix_web::test]
+async fn full_width_tags_are_the_plain_tag_and_invisible_characters_are_refused() {
+    let app = common::spawn().await;
+    let (id, tag) = connection_with_tag(&app).await;
+    let other = app.create("github", "Other Repo", &[("token", GITHUB_TOKEN)]).await;
+
+    // The inline tag form: "ｏｐｓ" is the existing "ops".
+    let page = app.post(&format!("/connections/{other}/tags"), &[("tag", "ｏｐｓ")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let stored = app.snapshot();
+    assert_eq!(stored.tags, vec![(tag, "ops".to_owned())], "no second tag");
+    assert_eq!(app.stored(other).unwrap().tags, vec!["ops"]);
+
+    let before = app.snapshot();
+    let refused =
+        [("o\u{200B}ps", "U+200B ZERO WIDTH SPACE"), ("ops\u{202E}", "U+202E RIGHT-TO-LEFT OVERRIDE")];
+    for (name, named) in refused {
+        let page = app.post(&format!("/connections/{id}/tags"), &[("tag", name)]).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {}", page.body);
+        assert!(page.body.contains(named), "{name:?}: {}", page.body);
+        let page = app.hx_post(&format!("/connections/{id}/tags"), &[("tag", name)]).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "htmx {name:?}");
+        assert!(page.body.contains(named), "htmx {name:?}: {}", page.body);
+    }
+    assert_eq!(app.snapshot(), before, "nothing tagged");
+
+    // The connection form: the same names, beside the tags field.
+    let method = app.default_method("github").await;
+    for (name, named) in refused {
+        let page = app
+            .post(
+                "/connections",
+                &[
+                    ("component", "github"),
+                    ("auth_method", &method),
+                    ("name", "Look-alike"),
+                    ("field:token", GITHUB_TOKEN),
+                    ("new_tags", name),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {}", page.body);
+        assert!(page.text_of("#error-tags").contains(named), "{name:?}: {}", page.text_of("#error-tags"));
+    }
+    assert_eq!(app.snapshot(), before, "nothing saved");
+    let created =
+        app.create("github", "Full width", &[("token", GITHUB_TOKEN), ("new_tags", "ＯＰＳ, ｅｕ")]).await;
+    let mut tags = app.stored(created).unwrap().tags;
+    tags.sort();
+    assert_eq!(tags, vec!["eu", "ops"]);
+    assert_eq!(app.snapshot().tags.len(), 2, "ops and eu, once each");
+}

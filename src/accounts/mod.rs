@@ -1,5 +1,11 @@
 //! People who use Plugboard: accounts, roles and passwords.
+//!
+//! What changes an account is in [`operations`]: each change is one
+//! transaction with its audit row. The functions here are the pieces those
+//! operations are made of, and the reads; the writers are private to this
+//! module so that nothing outside it changes an account without its row.
 
+pub mod operations;
 pub mod throttle;
 
 use std::fmt;
@@ -15,6 +21,8 @@ use crate::db::schema::users;
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_CHARS: usize = 256;
+/// The longest email address there can be (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);
@@ -153,7 +161,7 @@ pub enum AccountError {
 /// Checks and normalises an email address (lower case, trimmed).
 pub fn parse_email(raw: &str) -> Result<String, String> {
     let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
+    let valid = email.chars().count() <= MAX_EMAIL_CHARS
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
@@ -205,6 +213,12 @@ pub fn get(conn: &mut DbConnection, id: UserId) -> Result<User, AccountError> {
         .ok_or(AccountError::NotFound)
 }
 
+/// An account read again inside the transaction that just changed it
+/// (where it cannot have gone).
+fn reload(conn: &mut DbConnection, id: UserId) -> QueryResult<User> {
+    users::table.find(id.0).select(COLUMNS).first::<Row>(conn).map(User::from)
+}
+
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
     Ok(users::table
         .order(users::email.asc())
@@ -245,6 +259,8 @@ pub struct NewUser<'a> {
     pub must_change_password: bool,
 }
 
+/// Inserts an account, without an audit row: [`operations::add_person`]
+/// is the way to add someone (this stays public for seeding test data).
 pub fn create(conn: &mut DbConnection, new: &NewUser) -> Result<User, AccountError> {
     let email = parse_email(new.email).map_err(AccountError::Invalid)?;
     check_password_rules(new.password).map_err(AccountError::Invalid)?;
@@ -285,19 +301,9 @@ fn active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
-/// Two admins demoting each other at once must not both succeed: lock
-/// every admin row (PostgreSQL) or take the write lock (SQLite) before
-/// counting.
-fn would_remove_last_admin(conn: &mut DbConnection, user: &User) -> QueryResult<bool> {
-    diesel::update(users::table.filter(users::role.eq(Role::Admin.as_str())))
-        .set(users::role.eq(users::role))
-        .execute(conn)?;
-    Ok(user.role == Role::Admin && !user.disabled && active_admins(conn)? <= 1)
-}
-
 /// For first-run setup: only one of several simultaneous requests may see
 /// "nobody yet" and create the first admin.
-pub fn lock_for_setup(conn: &mut DbConnection) -> QueryResult<()> {
+fn lock_for_setup(conn: &mut DbConnection) -> QueryResult<()> {
     match conn {
         DbConnection::Postgres(pg) => {
             diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(pg)?;
@@ -310,48 +316,54 @@ pub fn lock_for_setup(conn: &mut DbConnection) -> QueryResult<()> {
     Ok(())
 }
 
-pub fn set_role(conn: &mut DbConnection, id: UserId, role: Role) -> Result<User, AccountError> {
-    conn.transaction(|conn| {
-        let user = get(conn, id)?;
-        if role != Role::Admin && would_remove_last_admin(conn, &user)? {
-            return Err(AccountError::LastAdmin);
-        }
-        diesel::update(users::table.find(id.0))
-            .set((users::role.eq(role.as_str()), users::updated_at.eq(Utc::now().naive_utc())))
-            .execute(conn)?;
-        get(conn, id)
-    })
+/// Writes the account's row and every admin's without changing them,
+/// before anything is read: on PostgreSQL that locks those rows, so two
+/// admins demoting each other at once run one after the other; on SQLite
+/// it takes the write lock, so the transaction never has to upgrade a read
+/// snapshot another writer made stale.
+fn lock_people(conn: &mut DbConnection, id: UserId) -> QueryResult<()> {
+    diesel::update(users::table.filter(users::id.eq(id.0).or(users::role.eq(Role::Admin.as_str()))))
+        .set(users::role.eq(users::role))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether changing `user` so they no longer act as an admin would leave
+/// nobody who does. Call after [`lock_people`].
+fn would_remove_last_admin(conn: &mut DbConnection, user: &User) -> QueryResult<bool> {
+    Ok(user.role == Role::Admin && !user.disabled && active_admins(conn)? <= 1)
+}
+
+fn set_role(conn: &mut DbConnection, id: UserId, role: Role) -> QueryResult<()> {
+    diesel::update(users::table.find(id.0))
+        .set((users::role.eq(role.as_str()), users::updated_at.eq(Utc::now().naive_utc())))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Disabling also ends every session of the account at once.
-pub fn set_disabled(conn: &mut DbConnection, id: UserId, disabled: bool) -> Result<User, AccountError> {
-    conn.transaction(|conn| {
-        let user = get(conn, id)?;
-        if disabled && would_remove_last_admin(conn, &user)? {
-            return Err(AccountError::LastAdmin);
-        }
-        diesel::update(users::table.find(id.0))
-            .set((
-                users::disabled.eq(disabled),
-                users::session_epoch.eq(users::session_epoch + 1),
-                users::updated_at.eq(Utc::now().naive_utc()),
-            ))
-            .execute(conn)?;
-        get(conn, id)
-    })
+fn set_disabled(conn: &mut DbConnection, id: UserId, disabled: bool) -> QueryResult<()> {
+    diesel::update(users::table.find(id.0))
+        .set((
+            users::disabled.eq(disabled),
+            users::session_epoch.eq(users::session_epoch + 1),
+            users::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Ends every session of the account (sign-out).
-pub fn end_sessions(conn: &mut DbConnection, id: UserId) -> QueryResult<()> {
+fn end_sessions(conn: &mut DbConnection, id: UserId) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
         .set(users::session_epoch.eq(users::session_epoch + 1))
         .execute(conn)?;
     Ok(())
 }
 
-/// A new password ends the account's other sessions; the caller renews its own.
-pub fn set_password(conn: &mut DbConnection, id: UserId, password: &str) -> Result<User, AccountError> {
-    check_password_rules(password).map_err(AccountError::Invalid)?;
+/// A new password ends the account's other sessions; the caller renews its
+/// own. The rules are checked by the caller.
+fn set_password(conn: &mut DbConnection, id: UserId, password: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
         .set((
             users::password_hash.eq(hash_password(password)),
@@ -360,7 +372,12 @@ pub fn set_password(conn: &mut DbConnection, id: UserId, password: &str) -> Resu
             users::updated_at.eq(Utc::now().naive_utc()),
         ))
         .execute(conn)?;
-    get(conn, id)
+    Ok(())
+}
+
+/// Whether an account has this (normalised) email.
+fn exists(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
+    Ok(users::table.filter(users::email.eq(email)).select(users::id).first::<i64>(conn).optional()?.is_some())
 }
 
 #[cfg(test)]

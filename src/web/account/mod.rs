@@ -9,6 +9,15 @@ use actix_web::web::{self, get, post};
 use crate::web::middleware::auth::{anyone, signed_in};
 use crate::web::resource;
 
+/// What a refused (throttled) password check is told: the same words on
+/// the sign-in and password pages, as both count on the same counters.
+fn try_again_message(until: chrono::NaiveDateTime) -> String {
+    let seconds = (until - chrono::Utc::now().naive_utc()).num_seconds();
+    // Rounded up: "1 minute" until the lock really ends.
+    let minutes = ((seconds + 59) / 60).max(1);
+    format!("Too many failed sign-ins. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" })
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Open to anyone: the handlers send a signed-in person on.
     cfg.service(

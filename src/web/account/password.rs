@@ -4,11 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::accounts;
-use crate::audit::{self, Actor, Event};
+use super::try_again_message;
+use crate::accounts::operations::{self, Gate, PasswordError};
 use crate::web::context::{Layout, UserSession, see_other};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
+use crate::web::middleware::csrf::client_address;
 use crate::web::{Ctx, State, db};
 
 const TITLE: &str = "Change password";
@@ -39,9 +40,10 @@ pub async fn change_password(
     let user = ctx.user()?.clone();
     let current = form.text("current_password");
     let new = form.text("password");
-    let refuse = |message: &str| {
+    let client = client_address(&req);
+    let refuse = |message: &str, status: StatusCode| {
         ctx.page(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            status,
             &PasswordPage {
                 layout: ctx.layout(TITLE),
                 csrf: &ctx.csrf,
@@ -50,37 +52,45 @@ pub async fn change_password(
             },
         )
     };
-    if new != form.text("password_again") {
-        return refuse("The two new passwords differ. Type the same password twice.");
-    }
-    if let Err(message) = accounts::check_password_rules(&new) {
-        return refuse(&message);
-    }
-    if new == current {
-        return refuse("Choose a password different from the current one.");
-    }
-    let who = user.clone();
-    let changed = db(&state, move |conn, _| {
-        if accounts::authenticate(conn, &who.email, &current)?.is_none() {
-            return Ok(None);
+    let refused = |e: PasswordError| match e {
+        PasswordError::Invalid(message) => refuse(&message, StatusCode::UNPROCESSABLE_ENTITY),
+        PasswordError::Unchanged => {
+            refuse("Choose a password different from the current one.", StatusCode::UNPROCESSABLE_ENTITY)
         }
-        let updated = accounts::set_password(conn, who.id, &new).map_err(AppError::internal)?;
-        audit::record(
-            conn,
-            Event {
-                actor: Actor::Person(&who),
-                action: audit::Action::PasswordChange,
-                environment: None,
-                connection: None,
-                subject: &who.email,
-                details: serde_json::json!({ "fields": ["password"] }),
-            },
-        )?;
-        Ok(Some(updated))
+        PasswordError::WrongCurrent => {
+            refuse("The current password is not right.", StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        PasswordError::Database(e) => Err(AppError::from(e)),
+    };
+    if new != form.text("password_again") {
+        return refuse(
+            "The two new passwords differ. Type the same password twice.",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let (who, typed_current, typed_new) = (user.clone(), current.clone(), new.clone());
+    let started = db(&state, move |conn, _| {
+        Ok(operations::start_password_change(conn, &who, client, &typed_current, &typed_new))
     })
     .await?;
-    let Some(updated) = changed else {
-        return refuse("The current password is not right.");
+    let ticket = match started {
+        Err(e) => return refused(e),
+        Ok(Gate::Refused { until }) => {
+            return refuse(&try_again_message(until), StatusCode::TOO_MANY_REQUESTS);
+        }
+        Ok(Gate::Open { wait, ticket }) => {
+            if !wait.is_zero() {
+                actix_web::rt::time::sleep(wait).await;
+            }
+            ticket
+        }
+    };
+    let changed =
+        db(&state, move |conn, _| Ok(operations::finish_password_change(conn, ticket, &current, &new)))
+            .await?;
+    let updated = match changed {
+        Ok(updated) => updated,
+        Err(e) => return refused(e),
     };
     // Other sessions ended with the new epoch; this one continues.
     UserSession::of(&req).sign_in(updated.id.0, updated.session_epoch)?;

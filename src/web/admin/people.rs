@@ -6,8 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use crate::accounts::operations;
 use crate::accounts::{self, AccountError, NewUser, Role, User, UserId};
-use crate::audit::{self, Actor, Event};
+use crate::audit::Actor;
+use crate::db::DbConnection;
+use crate::web::context::see_other;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
 use crate::web::{Ctx, State, db};
@@ -78,28 +81,12 @@ pub(super) async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpRe
     };
     let (e, n) = (email.clone(), name.clone());
     let created = db(&state, move |conn, _| {
-        let created = accounts::create(
-            conn,
-            &NewUser { email: &e, name: &n, password: &password, role, must_change_password: true },
-        );
-        if let Ok(user) = &created {
-            audit::record(
-                conn,
-                Event {
-                    actor: Actor::Person(&me),
-                    action: audit::Action::UserCreate,
-                    environment: None,
-                    connection: None,
-                    subject: &user.email,
-                    details: serde_json::json!({ "role": role.as_str() }),
-                },
-            )?;
-        }
-        Ok(created)
+        let new = NewUser { email: &e, name: &n, password: &password, role, must_change_password: true };
+        Ok(operations::add_person(conn, &Actor::Person(&me), &new))
     })
     .await?;
     match created {
-        Ok(_) => Ok(crate::web::context::see_other("/admin/users")),
+        Ok(_) => Ok(see_other("/admin/users")),
         Err(e) => {
             let message = account_error(e)?;
             render(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, Some(&message), (&email, &name, role))
@@ -108,37 +95,17 @@ pub(super) async fn add(state: State, ctx: Ctx, form: FormData) -> Result<HttpRe
     }
 }
 
-/// Runs an account change, records it, and answers with the page again.
-pub(super) async fn change(
+/// Runs a change to someone's account and answers with the page again.
+async fn change(
     state: State,
     ctx: Ctx,
     id: i64,
-    action: audit::Action,
-    apply: impl FnOnce(&mut crate::db::DbConnection, UserId) -> Result<(User, serde_json::Value), AccountError>
-    + Send
-    + 'static,
+    apply: impl FnOnce(&mut DbConnection, &Actor, UserId) -> Result<User, AccountError> + Send + 'static,
 ) -> Result<HttpResponse, AppError> {
     let me = ctx.user()?.clone();
-    let result = db(&state, move |conn, _| {
-        let result = apply(conn, UserId(id));
-        if let Ok((user, details)) = &result {
-            audit::record(
-                conn,
-                Event {
-                    actor: Actor::Person(&me),
-                    action,
-                    environment: None,
-                    connection: None,
-                    subject: &user.email,
-                    details: details.clone(),
-                },
-            )?;
-        }
-        Ok(result)
-    })
-    .await?;
+    let result = db(&state, move |conn, _| Ok(apply(conn, &Actor::Person(&me), UserId(id)))).await?;
     match result {
-        Ok(_) => Ok(crate::web::context::see_other("/admin/users")),
+        Ok(_) => Ok(see_other("/admin/users")),
         Err(e) => {
             let message = account_error(e)?;
             render(&state, &ctx, StatusCode::CONFLICT, Some(&message), ("", "", Role::Member)).await
@@ -155,24 +122,14 @@ pub(super) async fn set_role(
     let role = Role::parse(&form.text("role")).ok_or_else(|| {
         AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "Unknown role", "Choose Admin, Member or Viewer.")
     })?;
-    change(state, ctx, id.into_inner(), audit::Action::UserRole, move |conn, id| {
-        let before = accounts::get(conn, id)?.role;
-        let user = accounts::set_role(conn, id, role)?;
-        Ok((user, serde_json::json!({ "from": before.as_str(), "to": role.as_str() })))
-    })
-    .await
+    change(state, ctx, id.into_inner(), move |conn, actor, id| operations::change_role(conn, actor, id, role))
+        .await
 }
 
 pub(super) async fn disable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    change(state, ctx, id.into_inner(), audit::Action::UserDisable, |conn, id| {
-        Ok((accounts::set_disabled(conn, id, true)?, serde_json::json!({ "disabled": true })))
-    })
-    .await
+    change(state, ctx, id.into_inner(), operations::disable).await
 }
 
 pub(super) async fn enable(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    change(state, ctx, id.into_inner(), audit::Action::UserDisable, |conn, id| {
-        Ok((accounts::set_disabled(conn, id, false)?, serde_json::json!({ "disabled": false })))
-    })
-    .await
+    change(state, ctx, id.into_inner(), operations::enable).await
 }
