@@ -32,10 +32,14 @@ pub enum Action {
     UserCreate,
     UserRole,
     UserDisable,
+    ConnectionConnect,
+    ConnectionReconnect,
+    TokenRefresh,
+    TokenRefreshFailed,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 21] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -53,6 +57,10 @@ impl Action {
         Action::UserCreate,
         Action::UserRole,
         Action::UserDisable,
+        Action::ConnectionConnect,
+        Action::ConnectionReconnect,
+        Action::TokenRefresh,
+        Action::TokenRefreshFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +82,10 @@ impl Action {
             Action::UserCreate => "user_create",
             Action::UserRole => "user_role",
             Action::UserDisable => "user_disable",
+            Action::ConnectionConnect => "connection_connect",
+            Action::ConnectionReconnect => "connection_reconnect",
+            Action::TokenRefresh => "token_refresh",
+            Action::TokenRefreshFailed => "token_refresh_failed",
         }
     }
 

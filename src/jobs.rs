@@ -24,10 +24,11 @@ use diesel::prelude::*;
 use futures_util::{FutureExt, StreamExt};
 
 use crate::checks::schedule::{self, CheckError, Checked, Trigger, random_fraction};
-use crate::connections::{ConnectionId, StoreError, store};
+use crate::connections::{ConnectionId, StoreError, store, tokens};
 use crate::db::DbConnection;
 use crate::environment::Environment;
 use crate::leases;
+use crate::oauth::refresh;
 use crate::state::{AppState, BlockingError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -294,6 +295,51 @@ impl Job for DueChecks {
     }
 }
 
+/// The due token refreshes: every OAuth2 connection whose access token
+/// comes within its margin of expiry.
+pub struct TokenRefreshes;
+
+impl Job for TokenRefreshes {
+    fn name(&self) -> &str {
+        "token refreshes"
+    }
+
+    fn run_once<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let state = &cx.state;
+            let now = Utc::now().naive_utc();
+            let due = state.blocking(move |conn, _| tokens::due(conn, now, 256)).await?;
+            let units = Units {
+                lease: "refresh",
+                what: "token refresh",
+                lease_for: state.checker.outbound().limit() * 3,
+                trigger: Trigger::Schedule,
+                still_wanted: tokens::is_due,
+            };
+            cx.each_connection(&units, due, |unit| async move {
+                refresh::refresh_if_due(
+                    cx.state.clone(),
+                    cx.owner().to_owned(),
+                    unit.environment,
+                    unit.id,
+                    None,
+                    false,
+                )
+                .await
+                .map_err(|e| JobError::Database(e.to_string()))?;
+                Ok(())
+            })
+            .await;
+            Ok(())
+        })
+    }
+}
+
+/// One round of the token refreshes as `owner`.
+pub async fn run_refreshes(state: &Arc<AppState>, owner: &str, concurrency: usize) -> Result<(), JobError> {
+    TokenRefreshes.run_once(&Context::new(state.clone(), owner, concurrency)).await
+}
+
 /// One round of the due checks as `owner`. Several processes may run
 /// rounds at the same time; each due check runs once.
 pub async fn run_due(state: &Arc<AppState>, owner: &str, concurrency: usize) -> Result<(), JobError> {
@@ -315,7 +361,7 @@ impl Drop for Runner {
 /// interval (between 0.1 and 30 s).
 pub fn start(state: Arc<AppState>, concurrency: usize) -> std::io::Result<Runner> {
     let tick = (state.check_interval / 20).clamp(Duration::from_millis(100), Duration::from_secs(30));
-    start_with(state, vec![Arc::new(DueChecks)], concurrency, tick)
+    start_with(state, vec![Arc::new(TokenRefreshes), Arc::new(DueChecks)], concurrency, tick)
 }
 
 /// Starts a runner for `jobs`, each run once per round, a round every

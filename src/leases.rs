@@ -45,3 +45,13 @@ pub fn release(conn: &mut DbConnection, name: &str, owner: &str) -> QueryResult<
         .execute(conn)?;
     Ok(())
 }
+
+/// Whether someone holds the lease `name` now.
+pub fn is_held(conn: &mut DbConnection, name: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let held: i64 = leases::table
+        .filter(leases::name.eq(name))
+        .filter(leases::expires_at.ge(now))
+        .count()
+        .get_result(conn)?;
+    Ok(held > 0)
+}

@@ -15,6 +15,7 @@ pub mod environment;
 pub mod jobs;
 pub mod keyfile;
 pub mod leases;
+pub mod oauth;
 pub mod outbound;
 pub mod settings;
 pub mod state;
@@ -60,6 +61,8 @@ pub enum StartupError {
     Database(#[from] db::DbError),
     #[error("PLUGBOARD_ALLOW_NETWORKS: {0}")]
     Networks(String),
+    #[error("{0}")]
+    OAuth(String),
     #[error("cannot start the background checks: {0}")]
     Schedule(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -132,12 +135,18 @@ impl Application {
             policy = policy.without_public();
         }
         let checker = Checker::new(std::time::Duration::from_secs(settings.check_timeout.max(1)), policy);
+        // Known only once bound when the port was 0 (tests).
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let oauth =
+            oauth::Config::load(&public_url, settings.oauth_apps.as_deref()).map_err(StartupError::OAuth)?;
+        tracing::info!(redirect_uri = %oauth.redirect_uri, "OAuth2 providers send people back here");
         let state = aw::Data::new(AppState {
             pool,
             catalog,
             keyring,
             checker,
             check_interval: settings.check_interval,
+            oauth,
         });
         let schedule = if settings.check_interval.is_zero() {
             tracing::info!("background checks are off (PLUGBOARD_CHECK_INTERVAL=0)");

@@ -96,6 +96,18 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
+    /// Where browsers reach Plugboard, such as `https://plugboard.example.com`:
+    /// OAuth2 providers send people back to `<this>/oauth2/callback`.
+    /// Default: `http://` and the address it listens on.
+    #[arg(long, env = "PLUGBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// A TOML file of OAuth apps the operator registered, one
+    /// `[component.environment]` table each with `client_id` and
+    /// `client_secret`; those components then need only Connect.
+    #[arg(long, env = "PLUGBOARD_OAUTH_APPS")]
+    pub oauth_apps: Option<PathBuf>,
+
     /// Log filter, such as `info` or `plugboard=debug,actix_web=info`.
     #[arg(long, env = "PLUGBOARD_LOG", default_value = "info")]
     pub log: String,
@@ -138,6 +150,8 @@ impl Settings {
             check_public_networks: false,
             secure_cookies: false,
             trusted_proxies: TrustedProxies::default(),
+            public_url: None,
+            oauth_apps: None,
             log: "info".into(),
         }
     }

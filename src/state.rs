@@ -14,6 +14,8 @@ pub struct AppState {
     pub checker: Checker,
     /// How often each connection is checked in the background.
     pub check_interval: Duration,
+    /// The OAuth2 redirect URI and the operator's OAuth apps.
+    pub oauth: crate::oauth::Config,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -99,4 +99,92 @@
     clearTimeout(notice.hideTimer);
     notice.hideTimer = setTimeout(function () { notice.classList.remove("shown"); }, 4000);
   });
+
+  function showNotice(text) {
+    var notice = document.getElementById("notice");
+    if (!notice) {
+      return;
+    }
+    notice.textContent = text;
+    notice.classList.add("shown");
+    clearTimeout(notice.hideTimer);
+    notice.hideTimer = setTimeout(function () { notice.classList.remove("shown"); }, 6000);
+  }
+
+  // OAuth2 Connect: with JavaScript the provider's sign-in opens in a
+  // popup, so the dialog and the list stay where they are. The form is a
+  // plain POST (it works the same without JavaScript, as a full page).
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-oauth-connect]");
+    if (!form) {
+      return;
+    }
+    var popup = window.open("", "plugboard-oauth", "popup,width=520,height=680");
+    if (!popup) {
+      return; // Blocked: the full-page flow goes ahead.
+    }
+    form.target = "plugboard-oauth";
+    var flag = form.querySelector("input[name=popup]");
+    if (flag) {
+      flag.value = "1";
+    }
+    // Some providers cut the link back to this page (Cross-Origin-Opener-
+    // Policy); then the popup cannot report, so its closing refreshes.
+    var watch = setInterval(function () {
+      if (popup.closed) {
+        clearInterval(watch);
+        if (window.htmx) {
+          window.htmx.trigger(document.body, "connections-changed");
+        }
+      }
+    }, 500);
+  });
+
+  // In the popup, once the callback has answered: tell the page that
+  // opened it, then close.
+  var done = document.querySelector("[data-oauth-done]");
+  if (done && window.opener && !window.opener.closed) {
+    window.opener.postMessage({
+      type: "plugboard-oauth-done",
+      ok: done.getAttribute("data-oauth-done") === "ok",
+      notice: done.getAttribute("data-notice") || ""
+    }, window.location.origin);
+    if (done.getAttribute("data-oauth-done") === "ok") {
+      window.close();
+    }
+  }
+
+  // In the page that opened the popup: refresh the list and say how it went.
+  window.addEventListener("message", function (event) {
+    if (event.origin !== window.location.origin || !event.data || event.data.type !== "plugboard-oauth-done") {
+      return;
+    }
+    if (event.data.ok) {
+      closeDialog();
+    }
+    if (window.htmx) {
+      window.htmx.trigger(document.body, "connections-changed");
+    }
+    showNotice(event.data.notice);
+  });
+
+  // Copy buttons (the OAuth2 redirect URI).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) {
+      return;
+    }
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source) {
+      return;
+    }
+    var text = source.value || source.textContent;
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { showNotice("Copied."); });
+    } else {
+      source.select();
+      document.execCommand("copy");
+      showNotice("Copied.");
+    }
+  });
 })();

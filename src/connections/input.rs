@@ -23,6 +23,8 @@ pub struct ConnectionInput {
     /// Names of existing tags ticked, and new ones typed (comma-separated).
     pub tags: Vec<String>,
     pub new_tags: String,
+    /// OAuth2: the optional scopes ticked.
+    pub scopes: Vec<String>,
 }
 
 impl ConnectionInput {

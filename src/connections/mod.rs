@@ -5,6 +5,7 @@ pub mod input;
 pub mod operations;
 pub mod status;
 pub mod store;
+pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

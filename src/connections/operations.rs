@@ -10,6 +10,7 @@ use diesel::Connection as _;
 
 use super::input::Draft;
 use super::store::{self, StoreError};
+use super::tokens::{self, Lifetime, Tokens};
 use super::{Connection, ConnectionId, StatusReport};
 use crate::audit::{self, Action, Actor, Event};
 use crate::crypto::Keyring;
@@ -245,5 +246,142 @@ fn changed_fields(before: &Connection, after: &Draft) -> serde_json::Value {
         "fields": fields,
         "tags_added": new_tags.difference(&old_tags).collect::<Vec<_>>(),
         "tags_removed": old_tags.difference(&new_tags).collect::<Vec<_>>(),
+    })
+}
+
+/// A connection signed in with OAuth2 for the first time: the connection,
+/// its tokens and the audit row, together.
+#[allow(clippy::too_many_arguments)]
+pub fn connect(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    actor: &Actor,
+    environment: Environment,
+    component: &str,
+    mut draft: Draft,
+    tokens: &Tokens,
+    lifetime: &Lifetime,
+) -> Result<ConnectionId, StoreError> {
+    draft.author = actor.author();
+    conn.transaction(|conn| {
+        let id = store::insert(conn, keyring, environment, component, &draft)?;
+        tokens::put(conn, keyring, environment, id, component, tokens, lifetime)?;
+        let scopes: Vec<&str> =
+            draft.parameters.get(SCOPES_PARAMETER).map(|s| s.split(' ').collect()).unwrap_or_default();
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionConnect,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &draft.name,
+                details: serde_json::json!({
+                    "component": component, "auth_method": draft.auth_method, "scopes": scopes,
+                    "refresh_token": tokens.refresh_token.is_some(),
+                }),
+            },
+        )?;
+        Ok(id)
+    })
+}
+
+/// The parameter that records which scopes were granted, for the page.
+pub const SCOPES_PARAMETER: &str = "oauth_scopes";
+
+/// Signs an existing connection in again: new tokens, the same id, name,
+/// tags and history. `parameters` are the provider-issued values to merge
+/// (token fields, callback values, the scopes).
+#[allow(clippy::too_many_arguments)]
+pub fn reconnect(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    parameters: &std::collections::BTreeMap<String, String>,
+    tokens: &Tokens,
+    lifetime: &Lifetime,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        store::lock_row(conn, id)?;
+        let connection = store::get(conn, environment, id)?;
+        store::merge_parameters(conn, environment, id, parameters, actor.author().as_deref())?;
+        tokens::put(conn, keyring, environment, id, &connection.component, tokens, lifetime)?;
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionReconnect,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &connection.name,
+                details: serde_json::json!({ "refresh_token": tokens.refresh_token.is_some() }),
+            },
+        )?;
+        Ok(())
+    })
+}
+
+/// How a refresh ended, as stored.
+pub enum RefreshOutcome<'a> {
+    /// New tokens (with the old refresh token when none was issued).
+    Refreshed { tokens: &'a Tokens, lifetime: &'a Lifetime },
+    /// The provider refused the refresh token for good: the connection is
+    /// NOT ACTIVE until someone reconnects it.
+    Refused { reason: &'a str, at: NaiveDateTime },
+    /// The provider could not be reached: the connection stays as it is
+    /// and the refresh is tried again at `retry_at`.
+    Postponed { reason: &'a str, retry_at: NaiveDateTime },
+}
+
+/// Records a refresh made from the tokens at `read_version`. Returns false
+/// (and writes nothing) if the tokens changed meanwhile.
+pub fn record_refresh(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    read_version: i32,
+    outcome: &RefreshOutcome,
+) -> Result<bool, StoreError> {
+    conn.transaction(|conn| {
+        let connection = store::get(conn, environment, id)?;
+        let (stored, action, details) = match outcome {
+            RefreshOutcome::Refreshed { tokens, lifetime } => (
+                tokens::refreshed(conn, keyring, environment, id, &connection.component, read_version, tokens, lifetime)?,
+                Action::TokenRefresh,
+                serde_json::json!({ "expires_at": lifetime.expires_at, "refresh_token_rotated": tokens.refresh_token.is_some() }),
+            ),
+            RefreshOutcome::Refused { reason, at } => {
+                let stored = tokens::refresh_failed(conn, id, read_version, None)?;
+                if stored {
+                    let report = StatusReport {
+                        status: super::Status::NotActive,
+                        reason: (*reason).to_owned(),
+                        checked_at: Some(*at),
+                    };
+                    store::set_status(conn, environment, id, &report)?;
+                }
+                (stored, Action::TokenRefreshFailed, serde_json::json!({ "reason": reason, "retry": false }))
+            }
+            RefreshOutcome::Postponed { reason, retry_at } => (
+                tokens::refresh_failed(conn, id, read_version, Some(*retry_at))?,
+                Action::TokenRefreshFailed,
+                serde_json::json!({ "reason": reason, "retry_at": retry_at }),
+            ),
+        };
+        if stored {
+            audit::record(conn, Event {
+                actor: *actor,
+                action,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &connection.name,
+                details,
+            })?;
+        }
+        Ok(stored)
     })
 }

@@ -566,7 +566,8 @@ impl CheckRecord {
 /// How many history rows each connection keeps.
 pub const CHECKS_KEPT: i64 = 20;
 
-/// What a check needs: the connection as it was when the check began.
+/// What a check needs: the connection as it was when the check began, and
+/// its secrets, an OAuth2 access token among them (as `access_token`).
 pub fn for_check(
     conn: &mut DbConnection,
     keyring: &Keyring,
@@ -574,8 +575,56 @@ pub fn for_check(
     id: ConnectionId,
 ) -> Result<(Connection, BTreeMap<String, SecretString>), StoreError> {
     let connection = get(conn, environment, id)?;
-    let secrets = open_secrets(conn, keyring, environment, id)?;
+    let mut secrets = open_secrets(conn, keyring, environment, id)?;
+    if let Some((tokens, _)) = super::tokens::get(conn, keyring, environment, id)? {
+        secrets.insert("access_token".to_owned(), tokens.access_token);
+    }
     Ok((connection, secrets))
+}
+
+/// Merges provider-issued values into a connection's parameters (a
+/// reconnect's token fields); an edit like any other, so the version moves.
+pub fn merge_parameters(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+    values: &BTreeMap<String, String>,
+    author: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut connection = get(conn, environment, id)?;
+    connection.parameters.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+    diesel::update(
+        connections::table
+            .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str()))),
+    )
+    .set((
+        connections::parameters.eq(serde_json::to_string(&connection.parameters)?),
+        connections::updated_at.eq(Utc::now().naive_utc()),
+        connections::updated_by.eq(author),
+        connections::version.eq(connections::version + 1),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Sets the status without a check (a refresh the provider refused).
+pub fn set_status(
+    conn: &mut DbConnection,
+    environment: Environment,
+    id: ConnectionId,
+    report: &StatusReport,
+) -> Result<(), StoreError> {
+    diesel::update(
+        connections::table
+            .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str()))),
+    )
+    .set((
+        connections::status.eq(report.status.as_str()),
+        connections::status_reason.eq(&report.reason),
+        connections::checked_at.eq(report.checked_at),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Stores a check's result. The history always gets the row; the

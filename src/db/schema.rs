@@ -100,9 +100,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_attempts (state_hash) {
+        state_hash -> Text,
+        session_binding -> Text,
+        user_id -> BigInt,
+        environment -> Text,
+        component -> Text,
+        auth_method -> Text,
+        connection_id -> Nullable<BigInt>,
+        redirect_uri -> Text,
+        sealed -> Binary,
+        key_id -> Text,
+        popup -> Bool,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    connection_tokens (connection_id) {
+        connection_id -> BigInt,
+        sealed -> Binary,
+        key_id -> Text,
+        has_refresh_token -> Bool,
+        expires_at -> Nullable<Timestamp>,
+        obtained_at -> Timestamp,
+        refreshed_at -> Nullable<Timestamp>,
+        refresh_due_at -> Nullable<Timestamp>,
+        refresh_failures -> Integer,
+        token_version -> Integer,
+    }
+}
+
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
 diesel::joinable!(connection_checks -> connections (connection_id));
+diesel::joinable!(connection_tokens -> connections (connection_id));
 diesel::allow_tables_to_appear_in_same_query!(
     connections,
     tags,
@@ -111,5 +145,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     leases,
     users,
     sign_in_failures,
-    audit_events
+    audit_events,
+    oauth_attempts,
+    connection_tokens
 );

@@ -35,7 +35,7 @@ struct AuditPage<'a> {
     newer: Option<String>,
     entries: &'a [Entry],
     people: &'a [User],
-    actions: [Action; 17],
+    actions: [Action; 21],
     query: &'a Query,
     /// The filter as typed, shown again when it cannot be read.
     params: &'a Params,

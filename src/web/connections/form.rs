@@ -18,15 +18,16 @@ use serde::Deserialize;
 use super::check::{self, CheckPanel};
 use super::{EnvironmentCheck, opened_in};
 use crate::audit::Actor;
-use crate::catalog::{AuthMethod, Component, Field};
+use crate::catalog::{AuthKind, AuthMethod, Component, Field};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
+use crate::connections::tokens::{self, TokenState};
 use crate::connections::{ConnectionId, StoreError, operations, store};
 use crate::environment::Environment;
 use crate::tags::{self, Tag};
 use crate::web::context::{Partial, after_change, html_response};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::{Ctx, State, db};
+use crate::web::{AppState, Ctx, State, db};
 
 /// The prefix of a catalog field's name in the form, so a field called
 /// `name` cannot collide with the connection's name.
@@ -100,6 +101,69 @@ struct ConnectionForm<'a> {
     extra_tags: Vec<&'a str>,
     /// Edit only: the status and recent checks.
     check_panel: Option<Partial<'a, CheckPanel<'a>>>,
+    /// For an OAuth2 sign-in method: what Connect will ask for.
+    oauth: Option<OAuthView>,
+}
+
+/// What the dialog shows of an OAuth2 sign-in.
+#[derive(Clone)]
+pub(super) struct OAuthView {
+    /// To register with the provider; shown with a copy button.
+    redirect_uri: String,
+    scopes: Vec<String>,
+    /// Each optional scope, and whether it is ticked.
+    optional_scopes: Vec<(String, bool)>,
+    /// The operator configured the OAuth app: no client id or secret asked.
+    operator_app: bool,
+    /// Edit only: the tokens' state.
+    tokens: Option<TokenState>,
+}
+
+impl OAuthView {
+    fn expires(&self) -> String {
+        match self.tokens.as_ref().and_then(|t| t.expires_at) {
+            Some(at) => format!("access token expires {} UTC", at.format("%Y-%m-%d %H:%M")),
+            None if self.tokens.is_some() => "the access token does not expire".to_owned(),
+            None => "not signed in yet".to_owned(),
+        }
+    }
+
+    fn refreshed(&self) -> String {
+        match self.tokens.as_ref() {
+            Some(t) => match t.refreshed_at {
+                Some(at) => format!("last refreshed {} UTC", at.format("%Y-%m-%d %H:%M")),
+                None => {
+                    format!("signed in {} UTC, not refreshed since", t.obtained_at.format("%Y-%m-%d %H:%M"))
+                }
+            },
+            None => String::new(),
+        }
+    }
+}
+
+/// The client id and secret fields, which an operator's OAuth app makes
+/// unnecessary.
+pub(super) const APP_FIELDS: [&str; 2] = ["client_id", "client_secret"];
+
+/// The dialog's OAuth2 part, if `method` signs in with OAuth2.
+pub(super) fn oauth_view(
+    state: &AppState,
+    component: &Component,
+    method: &AuthMethod,
+    environment: Environment,
+    input: &ConnectionInput,
+    tokens: Option<TokenState>,
+) -> Option<OAuthView> {
+    let AuthKind::Oauth2AuthorizationCode { scopes, optional_scopes, .. } = &method.kind else {
+        return None;
+    };
+    Some(OAuthView {
+        redirect_uri: state.oauth.redirect_uri.to_string(),
+        scopes: scopes.clone(),
+        optional_scopes: optional_scopes.iter().map(|s| (s.clone(), input.scopes.contains(s))).collect(),
+        operator_app: state.oauth.app(&component.key, environment).is_some(),
+        tokens,
+    })
 }
 
 impl ConnectionForm<'_> {
@@ -125,6 +189,11 @@ impl ConnectionForm<'_> {
     fn error(&self, key: &str) -> Option<&str> {
         self.errors.get(key)
     }
+
+    /// A new OAuth2 connection is made by signing in, not by saving.
+    fn connects(&self) -> bool {
+        self.oauth.is_some() && matches!(self.mode, Mode::New)
+    }
 }
 
 /// Only the error messages, swapped into their places out of band.
@@ -139,15 +208,16 @@ struct FormErrors<'a> {
 }
 
 /// A form as it is shown again: what was typed, and what is wrong with it.
-struct Shown<'a> {
-    mode: Mode,
-    environment: Environment,
-    component: &'a Component,
-    input: &'a ConnectionInput,
-    errors: &'a FieldErrors,
-    all_tags: &'a [Tag],
+pub(super) struct Shown<'a> {
+    pub(super) mode: Mode,
+    pub(super) environment: Environment,
+    pub(super) component: &'a Component,
+    pub(super) input: &'a ConnectionInput,
+    pub(super) errors: &'a FieldErrors,
+    pub(super) all_tags: &'a [Tag],
     /// Secret fields with a stored value that a blank input keeps.
-    stored: &'a BTreeSet<String>,
+    pub(super) stored: &'a BTreeSet<String>,
+    pub(super) oauth: Option<OAuthView>,
 }
 
 pub(super) async fn new(
@@ -184,6 +254,7 @@ pub(super) async fn new(
         errors: &FieldErrors::default(),
         all_tags: &all_tags,
         stored: &BTreeSet::new(),
+        oauth: oauth_view(&state, component, method, ctx.environment, &input, None),
     };
     render_form(&ctx, StatusCode::OK, &shown, None)
 }
@@ -199,6 +270,7 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
         let input = input.clone();
         async move {
             let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
+            let method = pick_method(component, Some(&input.auth_method));
             let shown = Shown {
                 mode: Mode::New,
                 environment,
@@ -207,6 +279,7 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
                 errors: &errors,
                 all_tags: &all_tags,
                 stored: &BTreeSet::new(),
+                oauth: oauth_view(&state, component, method, environment, &input, None),
             };
             refused(ctx, status, &shown, switched.then_some(environment))
         }
@@ -249,17 +322,19 @@ pub(super) async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let (connection, all_tags, checks, unreadable) = db(&state, move |conn, state| {
+    let (connection, all_tags, checks, unreadable, token_state) = db(&state, move |conn, state| {
         let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
             Ok(_) => None,
             Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
             Err(e) => return Err(e.into()),
         };
+        let token_state = tokens::states(conn, &[id])?.remove(&id);
         Ok((
             store::get(conn, environment, id)?,
             tags::all(conn)?,
             store::recent_checks(conn, environment, id)?,
             unreadable,
+            token_state,
         ))
     })
     .await?;
@@ -274,6 +349,7 @@ pub(super) async fn edit(
         values: connection.parameters.clone(),
         tags: connection.tags.iter().map(|t| t.name.clone()).collect(),
         new_tags: String::new(),
+        scopes: Vec::new(),
     };
     // Stored secrets that cannot be opened are as good as none: the form
     // asks for them again rather than pretending they are kept.
@@ -294,6 +370,7 @@ pub(super) async fn edit(
         errors: &errors,
         all_tags: &all_tags,
         stored: &stored,
+        oauth: oauth_view(&state, component, method, environment, &input, token_state),
     };
     render_form(&ctx, StatusCode::OK, &shown, Some(Partial(&check_panel)))
 }
@@ -333,6 +410,7 @@ pub(super) async fn update(
         BTreeSet::new()
     };
     let refuse = |errors: &FieldErrors, status: StatusCode| {
+        let method = pick_method(component, Some(&input.auth_method));
         let shown = Shown {
             mode: Mode::Edit { id, version },
             environment,
@@ -341,6 +419,7 @@ pub(super) async fn update(
             errors,
             all_tags: &all_tags,
             stored: &stored,
+            oauth: oauth_view(&state, component, method, environment, &input, None),
         };
         refused(&ctx, status, &shown, None)
     };
@@ -392,21 +471,22 @@ pub(super) async fn update(
     Ok(after_change(&ctx, &format!("Saved \u{201c}{name}\u{201d}: {verdict}.")))
 }
 
-fn read_input(form: &FormData) -> ConnectionInput {
+pub(super) fn read_input(form: &FormData) -> ConnectionInput {
     ConnectionInput {
         name: form.text("name"),
         auth_method: form.text("auth_method"),
         values: form.with_prefix(FIELD_PREFIX).map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         tags: form.all("tag").map(str::to_owned).collect(),
         new_tags: form.text("new_tags"),
+        scopes: form.all("scope").map(str::to_owned).collect(),
     }
 }
 
-fn pick_method<'a>(component: &'a Component, key: Option<&str>) -> &'a AuthMethod {
+pub(super) fn pick_method<'a>(component: &'a Component, key: Option<&str>) -> &'a AuthMethod {
     key.and_then(|k| component.auth_method(k)).unwrap_or(&component.auth_methods[0])
 }
 
-fn unknown_component() -> AppError {
+pub(super) fn unknown_component() -> AppError {
     AppError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "Unknown component",
@@ -414,7 +494,7 @@ fn unknown_component() -> AppError {
     )
 }
 
-fn removed_component(key: &str) -> AppError {
+pub(super) fn removed_component(key: &str) -> AppError {
     AppError::new(
         StatusCode::CONFLICT,
         "Component unavailable",
@@ -427,7 +507,7 @@ fn removed_component(key: &str) -> AppError {
 
 /// A refused save. htmx gets only the messages, so everything typed stays
 /// in the browser; a plain form comes back with the non-secret values.
-fn refused(
+pub(super) fn refused(
     ctx: &Ctx,
     status: StatusCode,
     shown: &Shown,
@@ -448,18 +528,20 @@ fn refused(
     Ok(res)
 }
 
-fn render_form(
+pub(super) fn render_form(
     ctx: &Ctx,
     status: StatusCode,
     shown: &Shown,
     check_panel: Option<Partial<'_, CheckPanel<'_>>>,
 ) -> Result<HttpResponse, AppError> {
     let method = pick_method(shown.component, Some(&shown.input.auth_method));
+    let operator_app = shown.oauth.as_ref().is_some_and(|o| o.operator_app);
     let fields = shown
         .component
         .settings
         .iter()
         .chain(&method.fields)
+        .filter(|field| !(operator_app && APP_FIELDS.contains(&field.key.as_str())))
         .map(|field| FormField {
             field,
             // A secret is never written back into a page.
@@ -483,6 +565,7 @@ fn render_form(
         all_tags: shown.all_tags,
         extra_tags,
         check_panel,
+        oauth: shown.oauth.clone(),
     };
     let title = match form.mode {
         Mode::New => "New connection",

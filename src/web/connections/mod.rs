@@ -4,6 +4,7 @@ mod check;
 mod delete;
 mod form;
 mod list;
+mod oauth;
 mod tagging;
 
 use actix_web::http::StatusCode;
@@ -21,10 +22,16 @@ use crate::web::resource;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Everyone signed in reads the list; changing anything needs a member.
     cfg.service(resource("/").wrap(from_fn(signed_in)).route(get().to(list::index)));
+    // Providers send the person back here; the attempt it names must be
+    // theirs (see `oauth`), and connecting needs a member.
+    cfg.service(
+        resource(crate::oauth::CALLBACK_PATH).wrap(from_fn(members_only)).route(get().to(oauth::callback)),
+    );
     cfg.service(
         web::scope("/connections")
             .wrap(from_fn(members_only))
             .service(resource("/new").route(get().to(form::new)))
+            .service(resource("/oauth2/connect").route(post().to(oauth::connect)))
             .service(resource("").route(post().to(form::create)))
             .service(resource("/{id}/edit").route(get().to(form::edit)))
             .service(resource("/{id}").route(post().to(form::update)))

@@ -1,0 +1,2 @@
+DROP TABLE connection_tokens;
+DROP TABLE oauth_attempts;

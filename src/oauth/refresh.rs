@@ -1,0 +1,251 @@
+//! Keeping OAuth2 access tokens fresh: ahead of expiry in the background,
+//! and before any check that would otherwise use an expiring token.
+//!
+//! One refresh at a time per connection, whichever process: the refresh
+//! takes the lease `refresh:{id}` first, reads the tokens again with it
+//! held (another process may have just refreshed them), makes the HTTP call
+//! with no database lock held, and stores the result only if the tokens are
+//! still the ones it read (`token_version`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta, Utc};
+
+use super::{App, Provider, TokenError};
+use crate::accounts::User;
+use crate::audit::Actor;
+use crate::connections::operations::{self, RefreshOutcome};
+use crate::connections::tokens::{self, Lifetime, TokenState, Tokens};
+use crate::connections::{Connection, ConnectionId, StoreError, store};
+use crate::environment::Environment;
+use crate::leases;
+use crate::state::{AppState, BlockingError};
+
+/// The status reason of a connection whose refresh token was refused.
+pub const RECONNECT_NEEDED: &str = "reconnect needed: the provider refused the refresh token";
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Not needed: the access token is good for longer than the margin (or
+    /// never expires, or there is nothing to refresh it with).
+    NotDue,
+    /// Another process holds the refresh; its result is in the database.
+    ByAnother,
+    Done,
+    /// The provider refused the refresh token: reconnect needed.
+    Refused(String),
+    /// Could not reach the provider; tried again later.
+    Postponed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl<E: Into<RefreshError> + std::fmt::Display> From<BlockingError<E>> for RefreshError {
+    fn from(e: BlockingError<E>) -> RefreshError {
+        match e {
+            BlockingError::Work(e) => e.into(),
+            other => RefreshError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for RefreshError {
+    fn from(e: diesel::result::Error) -> RefreshError {
+        RefreshError::Store(e.into())
+    }
+}
+
+/// The lease a refresh of `id` takes.
+pub fn lease_name(id: ConnectionId) -> String {
+    format!("refresh:{}", id.0)
+}
+
+/// What a refresh needs, read with the lease held.
+struct Current {
+    connection: Connection,
+    tokens: Tokens,
+    state: TokenState,
+    client_secret: Option<secrecy::SecretString>,
+}
+
+/// Refreshes the tokens of `id` if they are due (or always, with `force`),
+/// as `owner` (the lease holder: a process's job runner, or a request).
+/// Takes its arguments owned, so that its future is `Send` for the job
+/// runner whatever the caller borrows.
+pub async fn refresh_if_due(
+    state: Arc<AppState>,
+    owner: String,
+    environment: Environment,
+    id: ConnectionId,
+    who: Option<User>,
+    force: bool,
+) -> Result<Refreshed, RefreshError> {
+    let lease = lease_name(id);
+    let lease_for =
+        TimeDelta::from_std(state.checker.outbound().limit() * 3).unwrap_or(TimeDelta::minutes(1));
+    let (name, holder) = (lease.clone(), owner.to_owned());
+    let claimed = state
+        .blocking(move |conn, _| {
+            leases::try_acquire(conn, &name, &holder, Utc::now().naive_utc() + lease_for)
+        })
+        .await?;
+    if !claimed {
+        // Someone else is refreshing: wait for them (a little), and use
+        // what they store.
+        let wait = state.checker.outbound().limit() + Duration::from_secs(1);
+        wait_for_release(state.clone(), lease, wait).await;
+        return Ok(Refreshed::ByAnother);
+    }
+    let result = refresh_claimed(state.clone(), environment, id, who, force).await;
+    let (name, holder) = (lease, owner.to_owned());
+    let _ = state.blocking(move |conn, _| leases::release(conn, &name, &holder)).await;
+    result
+}
+
+async fn wait_for_release(state: Arc<AppState>, lease: String, at_most: Duration) {
+    let deadline = tokio::time::Instant::now() + at_most;
+    while tokio::time::Instant::now() < deadline {
+        let name = lease.clone();
+        let held = state.blocking(move |conn, _| leases::is_held(conn, &name, Utc::now().naive_utc())).await;
+        if !matches!(held, Ok(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn refresh_claimed(
+    state: Arc<AppState>,
+    environment: Environment,
+    id: ConnectionId,
+    who: Option<User>,
+    force: bool,
+) -> Result<Refreshed, RefreshError> {
+    let current = state
+        .blocking(move |conn, s| -> Result<Option<Current>, StoreError> {
+            let Some((tokens, token_state)) = tokens::get(conn, &s.keyring, environment, id)? else {
+                return Ok(None);
+            };
+            let connection = store::get(conn, environment, id)?;
+            let client_secret =
+                store::open_secrets(conn, &s.keyring, environment, id)?.remove("client_secret");
+            Ok(Some(Current { connection, tokens, state: token_state, client_secret }))
+        })
+        .await?;
+    let Some(current) = current else {
+        return Ok(Refreshed::NotDue);
+    };
+    let now = Utc::now().naive_utc();
+    let Some(refresh_token) = current.tokens.refresh_token.as_ref() else {
+        return Ok(Refreshed::NotDue);
+    };
+    let due = current.state.refresh_due_at.is_some_and(|due| due <= now);
+    if !force && !due {
+        return Ok(Refreshed::NotDue);
+    }
+    let Some(component) = state.catalog.get(&current.connection.component) else {
+        return Ok(Refreshed::NotDue);
+    };
+    let Some(method) = component.auth_method(&current.connection.auth_method) else {
+        return Ok(Refreshed::NotDue);
+    };
+    let provider = match Provider::of(component, method, &current.connection.parameters) {
+        Ok(provider) => provider,
+        Err(why) => {
+            return postpone_or_refuse(state.clone(), environment, id, current.state.clone(), who, why, false)
+                .await;
+        }
+    };
+    let app = match state.oauth.app(&current.connection.component, environment) {
+        Some(app) => app,
+        None => App {
+            client_id: current.connection.parameters.get("client_id").cloned().unwrap_or_default(),
+            client_secret: current
+                .client_secret
+                .clone()
+                .unwrap_or_else(|| secrecy::SecretString::from(String::new())),
+        },
+    };
+    match super::refresh(state.checker.outbound(), &provider, &app, refresh_token).await {
+        Ok(grant) => {
+            let now = Utc::now().naive_utc();
+            let expires_at = grant.expires_in.and_then(|d| TimeDelta::from_std(d).ok()).map(|d| now + d);
+            let lifetime = Lifetime {
+                now,
+                expires_at,
+                refresh_due_at: expires_at
+                    .filter(|_| grant.tokens.refresh_token.is_some())
+                    .map(|e| provider.refresh_due(now, e)),
+            };
+            let version = current.state.token_version;
+            let stored = state
+                .blocking(move |conn, s| {
+                    let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+                    let outcome = RefreshOutcome::Refreshed { tokens: &grant.tokens, lifetime: &lifetime };
+                    operations::record_refresh(conn, &s.keyring, &actor, environment, id, version, &outcome)
+                })
+                .await?;
+            tracing::info!(connection = %id, stored, "OAuth2 tokens refreshed");
+            Ok(if stored { Refreshed::Done } else { Refreshed::ByAnother })
+        }
+        Err(error) => {
+            let transient = error.is_transient() || matches!(error, TokenError::Unreadable);
+            postpone_or_refuse(
+                state.clone(),
+                environment,
+                id,
+                current.state.clone(),
+                who,
+                error.to_string(),
+                transient,
+            )
+            .await
+        }
+    }
+}
+
+async fn postpone_or_refuse(
+    state: Arc<AppState>,
+    environment: Environment,
+    id: ConnectionId,
+    tokens: TokenState,
+    who: Option<User>,
+    why: String,
+    transient: bool,
+) -> Result<Refreshed, RefreshError> {
+    let now = Utc::now().naive_utc();
+    let version = tokens.token_version;
+    let retry_at = retry_time(now, tokens.refresh_failures);
+    let reason =
+        if transient { format!("refresh failed: {why}") } else { format!("{RECONNECT_NEEDED} ({why})") };
+    tracing::warn!(connection = %id, "OAuth2 refresh failed: {reason}");
+    let stored_reason = reason.clone();
+    state
+        .blocking(move |conn, s| {
+            let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+            let outcome = if transient {
+                RefreshOutcome::Postponed { reason: &stored_reason, retry_at }
+            } else {
+                RefreshOutcome::Refused { reason: &stored_reason, at: now }
+            };
+            operations::record_refresh(conn, &s.keyring, &actor, environment, id, version, &outcome)
+        })
+        .await?;
+    Ok(if transient { Refreshed::Postponed(reason) } else { Refreshed::Refused(reason) })
+}
+
+/// After a failure: half a minute, doubling to at most an hour.
+fn retry_time(now: NaiveDateTime, failures: i32) -> NaiveDateTime {
+    let wait = Duration::from_secs(30)
+        .saturating_mul(1u32 << failures.clamp(0, 7) as u32)
+        .min(Duration::from_secs(3600));
+    now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::hours(1))
+}
