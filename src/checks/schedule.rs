@@ -58,6 +58,12 @@ pub async fn check_now(
     who: Option<&User>,
 ) -> Result<StatusReport, CheckError> {
     let started = Instant::now();
+    // An OAuth2 access token about to expire is refreshed first, so the
+    // check proves the credentials rather than the clock.
+    let owner = format!("check-{}", hex::encode(random_fraction().to_bits().to_le_bytes()));
+    if let Err(e) = crate::oauth::refresh::refresh_if_due(state.clone(), owner, environment, id, who.cloned(), false).await {
+        tracing::warn!(connection = %id, "refresh before the check failed: {e}");
+    }
     let (connection, secrets) =
         match state.blocking(move |conn, s| store::for_check(conn, &s.keyring, environment, id)).await {
             Ok(found) => found,
