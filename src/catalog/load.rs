@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::model::{AuthKind, AuthMethod, ComponentDef, Field, FieldDef, Pattern};
+use super::model::{AuthKind, AuthMethod, ComponentDef, Field, FieldDef, OAuth2Flow, Pattern};
 use super::{Catalog, Component};
 
 /// The largest icon accepted, so a mistaken path cannot load a huge file.
@@ -150,9 +150,31 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
         ));
     }
     let setting_keys: HashSet<&str> = settings.iter().map(|f| f.key.as_str()).collect();
-    for placeholder in placeholders(&base_url) {
-        if !setting_keys.contains(placeholder) {
+    // A placeholder is a setting, or a value every method keeps from its
+    // sign-in (Salesforce's `instance_url`): a method without it would
+    // have no base URL.
+    let kept: Vec<(&str, Vec<&str>)> = def
+        .auth
+        .iter()
+        .map(|(key, m)| {
+            (key.as_str(), m.kind.oauth2_flow().map(|f| f.kept_parameters().collect()).unwrap_or_default())
+        })
+        .collect();
+    for placeholder in placeholders(&base_url).filter(|p| !setting_keys.contains(p)) {
+        let lacking: Vec<&str> =
+            kept.iter().filter(|(_, keys)| !keys.contains(&placeholder)).map(|(key, _)| *key).collect();
+        if lacking.len() == kept.len() {
             return Err(at("base_url", format!("uses `{{{placeholder}}}` but no setting has that key")));
+        }
+        if !lacking.is_empty() {
+            return Err(at(
+                "base_url",
+                format!(
+                    "uses `{{{placeholder}}}`, which is not a setting, and method `{}` does not keep it from \
+                     its sign-in (`token_fields` or `callback_params`), so it would have no base URL",
+                    lacking.join("`, `")
+                ),
+            ));
         }
     }
 
@@ -175,6 +197,9 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
             ));
         }
         needed_fields(&method.kind, &fields, &setting_keys).map_err(|m| at(&format!("{path}.fields"), m))?;
+        if let Some(flow) = method.kind.oauth2_flow() {
+            check_oauth2(&flow, &setting_keys, &fields).map_err(|(f, m)| at(&format!("{path}.{f}"), m))?;
+        }
         if let AuthKind::Custom { headers, query } = &method.kind {
             let known: HashSet<&str> =
                 fields.iter().map(|f| f.key.as_str()).chain(setting_keys.iter().copied()).collect();
@@ -276,10 +301,8 @@ fn check_kind(kind: &AuthKind) -> Result<(), (String, String)> {
             (Some(_), None) | (None, Some(_)) => Ok(()),
             _ => Err(("header".into(), "an API key goes in exactly one of `header` or `query`".into())),
         },
-        AuthKind::Oauth2AuthorizationCode { authorization_url, token_url, .. } => {
-            check_url(authorization_url).map_err(|m| ("authorization_url".to_owned(), m))?;
-            check_url(token_url).map_err(|m| ("token_url".to_owned(), m))
-        }
+        // Checked with the fields and settings, in `check_oauth2`.
+        AuthKind::Oauth2AuthorizationCode { .. } => Ok(()),
         AuthKind::Oauth2ClientCredentials { token_url, .. } => {
             check_url(token_url).map_err(|m| ("token_url".to_owned(), m))
         }
@@ -309,6 +332,8 @@ fn needed_fields(kind: &AuthKind, fields: &[Field], settings: &HashSet<&str>) ->
         AuthKind::Oauth2ClientCredentials { .. } => {
             ("oauth2_client_credentials", &["client_id", "client_secret"])
         }
+        // The secret may be absent for a public client using PKCE.
+        AuthKind::Oauth2AuthorizationCode { .. } => ("oauth2_authorization_code", &["client_id"]),
         _ => return Ok(()),
     };
     let missing: Vec<String> = needed
@@ -321,6 +346,225 @@ fn needed_fields(kind: &AuthKind, fields: &[Field], settings: &HashSet<&str>) ->
     }
     let all = needed.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(" and ");
     Err(format!("a {kind_name} method needs a field for {all}; {} is missing", missing.join(" and ")))
+}
+
+/// Parameters the sign-in sets on the authorization request itself.
+const RESERVED_AUTHORIZE_PARAMS: [&str; 7] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// Parameters of the redirect back that the sign-in reads itself (`code` is
+/// a secret, and must never be kept as a plain parameter).
+const RESERVED_CALLBACK_PARAMS: [&str; 6] =
+    ["code", "state", "iss", "error", "error_description", "error_uri"];
+
+/// Where the sign-in keeps the tokens and what it learns of them; a value
+/// kept from the token response or the redirect may not take these keys.
+const RESERVED_PARAMETER_KEYS: [&str; 7] =
+    ["access_token", "refresh_token", "id_token", "token_type", "expires_in", "expires_at", "scope"];
+
+/// Members of a token response that hold secrets.
+const SECRET_MEMBERS: [&str; 3] = ["access_token", "refresh_token", "id_token"];
+
+/// The checks of an `oauth2_authorization_code` method, each naming the key
+/// it is about (relative to the method).
+fn check_oauth2(
+    flow: &OAuth2Flow,
+    settings: &HashSet<&str>,
+    fields: &[Field],
+) -> Result<(), (String, String)> {
+    check_endpoint(flow.authorization_url, settings).map_err(|m| ("authorization_url".to_owned(), m))?;
+    if let Some((_, query)) = flow.authorization_url.split_once('?') {
+        for name in query.split('&').filter_map(|pair| pair.split('=').next()).filter(|n| !n.is_empty()) {
+            if RESERVED_AUTHORIZE_PARAMS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err((
+                    "authorization_url".to_owned(),
+                    format!("its query sets `{name}`, which the sign-in sets itself"),
+                ));
+            }
+            if flow.authorize_params.contains_key(name) {
+                return Err((
+                    format!("authorize_params.{name}"),
+                    format!("`{name}` is already in the query of authorization_url"),
+                ));
+            }
+        }
+    }
+    check_endpoint(flow.token_url, settings).map_err(|m| ("token_url".to_owned(), m))?;
+    if let Some(url) = flow.revocation_url {
+        check_endpoint(url, settings).map_err(|m| ("revocation_url".to_owned(), m))?;
+    }
+    if let Some(issuer) = flow.issuer {
+        check_endpoint(issuer, settings).map_err(|m| ("issuer".to_owned(), m))?;
+        if issuer.contains('?') {
+            return Err((
+                "issuer".to_owned(),
+                format!("`{issuer}` must have no query: an issuer is a plain URL"),
+            ));
+        }
+    }
+
+    if !matches!(flow.scope_separator, " " | ",") {
+        return Err(("scope_separator".to_owned(), "must be \" \" or \",\"".to_owned()));
+    }
+    check_scopes(flow.scopes, flow.scope_separator).map_err(|(i, m)| (format!("scopes[{i}]"), m))?;
+    check_scopes(flow.optional_scopes, flow.scope_separator)
+        .map_err(|(i, m)| (format!("optional_scopes[{i}]"), m))?;
+    if let Some((i, both)) = flow.optional_scopes.iter().enumerate().find(|(_, s)| flow.scopes.contains(s)) {
+        return Err((
+            format!("optional_scopes[{i}]"),
+            format!(
+                "`{both}` is also in `scopes`: a scope is either always requested or offered as a choice"
+            ),
+        ));
+    }
+
+    for (name, value) in flow.authorize_params {
+        let field = format!("authorize_params.{name}");
+        if !is_param_name(name) {
+            return Err((field, format!("`{name}` is not a query parameter name")));
+        }
+        if RESERVED_AUTHORIZE_PARAMS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err((
+                field,
+                format!(
+                    "`{name}` is set by the sign-in itself and cannot be given here (reserved: {})",
+                    RESERVED_AUTHORIZE_PARAMS.join(", ")
+                ),
+            ));
+        }
+        if let Some(unknown) = placeholders(value).find(|p| !settings.contains(p)) {
+            return Err((field, format!("uses `{{{unknown}}}` but no setting has that key")));
+        }
+    }
+
+    check_pointer(flow.access_token_pointer).map_err(|m| ("access_token_pointer".to_owned(), m))?;
+
+    // Kept values become parameters of the connection, beside its settings
+    // and fields.
+    let free = |key: &str| -> Result<(), String> {
+        if settings.contains(key) {
+            Err(format!("`{key}` is already a setting of this component"))
+        } else if fields.iter().any(|f| f.key == key) {
+            Err(format!("`{key}` is already a field of this method"))
+        } else if RESERVED_PARAMETER_KEYS.contains(&key) {
+            Err(format!("`{key}` is where the sign-in keeps its own values"))
+        } else {
+            Ok(())
+        }
+    };
+    for (key, pointer) in flow.token_fields {
+        let field = format!("token_fields.{key}");
+        if !is_slug(key) {
+            return Err((field, "a key must be lowercase letters, digits, `_` or `-`".into()));
+        }
+        free(key).map_err(|m| (field.clone(), m))?;
+        check_pointer(pointer).map_err(|m| (field.clone(), m))?;
+        if points_at_secret(pointer, flow.access_token_pointer) {
+            return Err((
+                field,
+                format!("`{pointer}` holds a token, which is secret; token_fields keep plain values only"),
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, name) in flow.callback_params.iter().enumerate() {
+        let field = format!("callback_params[{i}]");
+        if !is_param_name(name) || name.contains(['{', '}']) {
+            return Err((field, format!("`{name}` is not a query parameter name")));
+        }
+        if RESERVED_CALLBACK_PARAMS.contains(&name.as_str()) {
+            return Err((field, format!("`{name}` is read by the sign-in itself and is never kept")));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err((field, format!("`{name}` appears twice")));
+        }
+        if flow.token_fields.contains_key(name) {
+            return Err((field, format!("`{name}` is also a key of token_fields")));
+        }
+        free(name).map_err(|m| (field, m))?;
+    }
+    Ok(())
+}
+
+/// An OAuth endpoint receives the client secret, codes or tokens: https,
+/// or plain http only to this machine (a local stand-in).
+fn check_endpoint(url: &str, settings: &HashSet<&str>) -> Result<(), String> {
+    check_url(url)?;
+    let (scheme, rest) = url.split_once("://").unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!("`{url}` must not hold a user name or password"));
+    }
+    if url.contains('#') {
+        return Err(format!("`{url}` must not have a fragment (`#...`)"));
+    }
+    if scheme == "http" {
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        if !matches!(host.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "::1") {
+            return Err(format!(
+                "`{url}` must use https:// (http:// is accepted only for localhost and 127.0.0.1)"
+            ));
+        }
+    }
+    match placeholders(url).find(|p| !settings.contains(p)) {
+        Some(unknown) => Err(format!("uses `{{{unknown}}}` but no setting has that key")),
+        None => Ok(()),
+    }
+}
+
+/// Scopes are sent joined by the separator, so none may be empty or hold
+/// it (or a space, which would split it anyway). The error gives the index.
+fn check_scopes(scopes: &[String], separator: &str) -> Result<(), (usize, String)> {
+    let mut seen = HashSet::new();
+    for (i, scope) in scopes.iter().enumerate() {
+        if scope.is_empty() || scope.chars().any(char::is_whitespace) {
+            return Err((
+                i,
+                format!("`{scope}` is not a scope: it is empty or has spaces; list each scope alone"),
+            ));
+        }
+        if scope.contains(separator) {
+            return Err((i, format!("`{scope}` holds the separator `{separator}`; list each scope alone")));
+        }
+        if !seen.insert(scope.as_str()) {
+            return Err((i, format!("`{scope}` appears twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON pointer (RFC 6901) into a response, not the whole of it.
+fn check_pointer(pointer: &str) -> Result<(), String> {
+    let escapes_ok = pointer.split('~').skip(1).all(|after| after.starts_with(['0', '1']));
+    if pointer.len() < 2 || !pointer.starts_with('/') || !escapes_ok {
+        return Err(format!(
+            "`{pointer}` is not a JSON pointer such as \"/access_token\": it must start with `/`"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a pointer reaches a token: a member named like one, the access
+/// token itself, or an object holding it.
+fn points_at_secret(pointer: &str, access_token_pointer: &str) -> bool {
+    let last = pointer.rsplit('/').next().unwrap_or_default().replace("~1", "/").replace("~0", "~");
+    SECRET_MEMBERS.contains(&last.as_str())
+        || pointer == access_token_pointer
+        || access_token_pointer.starts_with(&format!("{pointer}/"))
+}
+
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || "&=#?".contains(c))
 }
 
 fn load_icon(name: &str, icons: &dyn IconSource) -> Result<String, String> {
@@ -503,5 +747,60 @@ mod tests {
         ] {
             assert!(acme_with(kind).is_ok(), "{kind}");
         }
+    }
+
+    #[test]
+    fn oauth_endpoints_are_https_or_this_machine() {
+        let settings: HashSet<&str> = ["shop"].into_iter().collect();
+        for ok in [
+            "https://auth.example.com/token",
+            "https://{shop}.myshopify.com/admin/oauth/access_token",
+            "http://localhost/cb",
+            "http://LOCALHOST:8080/token",
+            "http://127.0.0.1:9/token?x=1",
+            "http://[::1]:9/token",
+        ] {
+            assert_eq!(check_endpoint(ok, &settings), Ok(()), "{ok}");
+        }
+        for (bad, needle) in [
+            ("http://auth.example.com/token", "must use https://"),
+            ("http://localhost.example.com/token", "must use https://"),
+            ("http://127.0.0.1.example.com/token", "must use https://"),
+            ("http://[::2]/token", "must use https://"),
+            ("http://localhost@example.com/token", "user name"),
+            ("https://a:b@example.com/token", "user name"),
+            ("https://example.com/token#frag", "fragment"),
+            ("https://{tenant}.example.com/token", "{tenant}"),
+            ("{base}/token", "https://"),
+            ("https://example.com/a b", "not a valid URL"),
+        ] {
+            let message = check_endpoint(bad, &settings).unwrap_err();
+            assert!(message.contains(needle), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn pointers_and_the_secrets_they_may_reach() {
+        for ok in ["/access_token", "/authed_user/access_token", "/a~0b", "/a~1b", "/team/0/id"] {
+            assert_eq!(check_pointer(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "/", "access_token", "#/access_token", "/a~", "/a~2"] {
+            assert!(check_pointer(bad).is_err(), "{bad}");
+        }
+        for secret in [
+            "/refresh_token",
+            "/authed_user/refresh_token",
+            "/id_token",
+            "/access_token",
+            "/data/access~1token",
+        ] {
+            // The last one is a member literally named `access/token`: not a secret name.
+            let expected = !secret.ends_with("access~1token");
+            assert_eq!(points_at_secret(secret, "/access_token"), expected, "{secret}");
+        }
+        assert!(points_at_secret("/authed_user", "/authed_user/access_token"));
+        assert!(points_at_secret("/data/token", "/data/token"));
+        assert!(!points_at_secret("/authed_user_id", "/authed_user/access_token"));
+        assert!(!points_at_secret("/instance_url", "/access_token"));
     }
 }

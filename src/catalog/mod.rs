@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 pub use load::{CatalogError, IconSource};
-pub use model::{AuthKind, AuthMethod, Component, Field, JsonExpectation, Pattern, TestRequest};
+pub use model::{
+    AuthKind, AuthMethod, ClientAuth, Component, Field, JsonExpectation, OAuth2Flow, Pattern, TestRequest,
+};
 
 /// Every known component, sorted by display name.
 #[derive(Debug)]

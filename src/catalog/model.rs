@@ -53,6 +53,9 @@ impl AuthMethod {
 }
 
 /// How a credential is presented to the service.
+// The OAuth2 variant is much larger than the others; a catalog holds a few
+// hundred of these, read in place, so boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthKind {
@@ -68,11 +71,54 @@ pub enum AuthKind {
     },
     Basic,
     Bearer,
+    /// A user signs in at the service and grants access (RFC 6749 §4.1).
+    /// Every provider quirk is a key here, so that a new provider is data,
+    /// not code. [`AuthKind::oauth2_flow`] reads them with documentation.
     Oauth2AuthorizationCode {
+        /// May name settings as `{setting}`, like the base URL.
         authorization_url: String,
+        /// May name settings as `{setting}`.
         token_url: String,
+        /// Always requested.
         #[serde(default)]
         scopes: Vec<String>,
+        /// Offered to the user as choices; never also in `scopes`.
+        #[serde(default)]
+        optional_scopes: Vec<String>,
+        /// Between scopes in the `scope` parameter: `" "` or `","`.
+        #[serde(default = "default_scope_separator")]
+        scope_separator: String,
+        /// Extra query parameters on the authorization request.
+        #[serde(default)]
+        authorize_params: IndexMap<String, String>,
+        /// How the client authenticates when it exchanges the code.
+        #[serde(default)]
+        token_auth: ClientAuth,
+        /// How it authenticates when it refreshes; `None` means `token_auth`.
+        #[serde(default)]
+        refresh_auth: Option<ClientAuth>,
+        /// Whether to send a PKCE challenge (RFC 7636).
+        #[serde(default = "yes")]
+        pkce: bool,
+        /// Where the access token is in the token response.
+        #[serde(default = "default_access_token_pointer")]
+        access_token_pointer: String,
+        /// Parameter key → JSON pointer of a non-secret value in the token
+        /// response, kept with the connection.
+        #[serde(default)]
+        token_fields: IndexMap<String, String>,
+        /// Query parameters of the redirect back, kept with the connection.
+        #[serde(default)]
+        callback_params: Vec<String>,
+        /// The `iss` the redirect back must carry (RFC 9207).
+        #[serde(default)]
+        issuer: Option<String>,
+        /// How long before expiry to refresh.
+        #[serde(default)]
+        refresh_margin_secs: Option<u64>,
+        /// Where to revoke tokens (RFC 7009).
+        #[serde(default)]
+        revocation_url: Option<String>,
     },
     Oauth2ClientCredentials {
         token_url: String,
@@ -93,7 +139,160 @@ pub enum AuthKind {
     },
 }
 
+/// The keys a method of kind `oauth2_authorization_code` may have besides
+/// `kind`, `label` and `fields`: every field of the variant.
+pub(super) const OAUTH2_AUTHORIZATION_CODE_KEYS: &[&str] = &[
+    "authorization_url",
+    "token_url",
+    "scopes",
+    "optional_scopes",
+    "scope_separator",
+    "authorize_params",
+    "token_auth",
+    "refresh_auth",
+    "pkce",
+    "access_token_pointer",
+    "token_fields",
+    "callback_params",
+    "issuer",
+    "refresh_margin_secs",
+    "revocation_url",
+];
+
+/// How an OAuth2 client proves who it is to the token endpoint
+/// (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `Authorization: Basic` with the client ID and secret, which every
+    /// server is meant to accept.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body, for servers that
+    /// accept only that (Microsoft, HubSpot, ...).
+    Body,
+}
+
+/// Everything the OAuth2 sign-in, refresh and revocation code needs to know
+/// about one provider, read from an `oauth2_authorization_code` method.
+/// The loader has checked every value: URLs are https (or http to
+/// localhost), pointers start with `/`, no reserved parameter is overridden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OAuth2Flow<'a> {
+    /// Where the user is sent to sign in; may name settings as `{setting}`.
+    pub authorization_url: &'a str,
+    /// Where the code and refresh tokens are exchanged; may name settings.
+    pub token_url: &'a str,
+    /// Requested on every sign-in: what the component's test and API need.
+    pub scopes: &'a [String],
+    /// Offered as checkboxes, so the user grants no more than they choose.
+    pub optional_scopes: &'a [String],
+    /// Joins scopes in the `scope` parameter: Slack and Linear want `","`.
+    pub scope_separator: &'a str,
+    /// Added to the authorization request: Google's `access_type=offline`
+    /// is what gets a refresh token at all. Never a reserved parameter.
+    pub authorize_params: &'a IndexMap<String, String>,
+    /// How the code exchange authenticates: some servers refuse Basic.
+    pub token_auth: ClientAuth,
+    refresh_auth: Option<ClientAuth>,
+    /// Whether to send a PKCE challenge: it binds the code to this client,
+    /// and servers that do not know it ignore it; `false` only where a
+    /// server refuses it.
+    pub pkce: bool,
+    /// Where the access token is in the token response: Slack's user token
+    /// is at `/authed_user/access_token`.
+    pub access_token_pointer: &'a str,
+    /// Parameter key → JSON pointer of a non-secret value in the token
+    /// response kept with the connection (Salesforce's `instance_url`), so
+    /// the base URL can name it. Only strings and numbers should be kept.
+    pub token_fields: &'a IndexMap<String, String>,
+    /// Query parameters of the redirect back kept with the connection, for
+    /// services that say there which account was chosen (QuickBooks'
+    /// `realmId`).
+    pub callback_params: &'a [String],
+    /// The `iss` the redirect back must carry (RFC 9207), against mix-up
+    /// attacks; `None` where the provider sends none.
+    pub issuer: Option<&'a str>,
+    /// Refresh this long before expiry; `None` leaves it to the refresh
+    /// code (the smaller of 5 minutes and half the token's lifetime).
+    pub refresh_margin_secs: Option<u64>,
+    /// Where to revoke tokens when a connection is deleted (RFC 7009);
+    /// `None` where the provider has no such endpoint.
+    pub revocation_url: Option<&'a str>,
+}
+
+impl<'a> OAuth2Flow<'a> {
+    /// How a refresh authenticates: `refresh_auth`, or else `token_auth`.
+    pub fn refresh_auth(&self) -> ClientAuth {
+        self.refresh_auth.unwrap_or(self.token_auth)
+    }
+
+    /// The `scope` parameter: every scope in `scopes`, then those of
+    /// `chosen` that are in `optional_scopes` (anything else is ignored, so
+    /// a tampered form cannot ask for more), joined by the separator. Empty
+    /// when there is none, in which case the parameter is left out.
+    pub fn scope_param(&self, chosen: &[&str]) -> String {
+        let optional = self.optional_scopes.iter().filter(|s| chosen.contains(&s.as_str()));
+        self.scopes.iter().chain(optional).map(String::as_str).collect::<Vec<_>>().join(self.scope_separator)
+    }
+
+    /// The parameter keys a sign-in adds to the connection: `token_fields`
+    /// keys, then `callback_params`.
+    pub fn kept_parameters(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let (token_fields, callback_params) = (self.token_fields, self.callback_params);
+        token_fields.keys().chain(callback_params).map(String::as_str)
+    }
+}
+
+impl AuthMethod {
+    /// The OAuth2 authorization-code settings, for a method of that kind.
+    pub fn oauth2_flow(&self) -> Option<OAuth2Flow<'_>> {
+        self.kind.oauth2_flow()
+    }
+}
+
 impl AuthKind {
+    /// The OAuth2 authorization-code settings, for a method of that kind.
+    pub fn oauth2_flow(&self) -> Option<OAuth2Flow<'_>> {
+        let AuthKind::Oauth2AuthorizationCode {
+            authorization_url,
+            token_url,
+            scopes,
+            optional_scopes,
+            scope_separator,
+            authorize_params,
+            token_auth,
+            refresh_auth,
+            pkce,
+            access_token_pointer,
+            token_fields,
+            callback_params,
+            issuer,
+            refresh_margin_secs,
+            revocation_url,
+        } = self
+        else {
+            return None;
+        };
+        Some(OAuth2Flow {
+            authorization_url,
+            token_url,
+            scopes,
+            optional_scopes,
+            scope_separator,
+            authorize_params,
+            token_auth: *token_auth,
+            refresh_auth: *refresh_auth,
+            pkce: *pkce,
+            access_token_pointer,
+            token_fields,
+            callback_params,
+            issuer: issuer.as_deref(),
+            refresh_margin_secs: *refresh_margin_secs,
+            revocation_url: revocation_url.as_deref(),
+        })
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             AuthKind::ApiKey { .. } => "API key",
@@ -184,6 +383,14 @@ pub struct JsonExpectation {
     pub error_pointer: Option<String>,
 }
 
+fn default_scope_separator() -> String {
+    " ".to_owned()
+}
+
+fn default_access_token_pointer() -> String {
+    "/access_token".to_owned()
+}
+
 fn default_method() -> String {
     "GET".to_owned()
 }
@@ -247,7 +454,7 @@ impl<'de> Deserialize<'de> for AuthMethodDef {
         // a misspelt key must not pass silently.
         let allowed: &[&str] = match kind_name.as_str() {
             "api_key" => &["header", "prefix", "query"],
-            "oauth2_authorization_code" => &["authorization_url", "token_url", "scopes"],
+            "oauth2_authorization_code" => OAUTH2_AUTHORIZATION_CODE_KEYS,
             "oauth2_client_credentials" => &["token_url", "scopes"],
             "aws_sigv4" => &["service"],
             "custom" => &["headers", "query"],
@@ -257,6 +464,14 @@ impl<'de> Deserialize<'de> for AuthMethodDef {
             return Err(D::Error::custom(format!(
                 "unknown field `{unknown}` for an authorization method of kind `{kind_name}`"
             )));
+        }
+        // serde's message for a wrong variant would not say which key holds it.
+        for key in ["token_auth", "refresh_auth"] {
+            if let Some(value) = table.get(key) {
+                if !matches!(value.as_str(), Some("basic" | "body")) {
+                    return Err(D::Error::custom(format!("`{key}` must be \"basic\" or \"body\"")));
+                }
+            }
         }
         let kind =
             AuthKind::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
