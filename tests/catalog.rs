@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use plugboard::catalog::Catalog;
+use plugboard::catalog::{Catalog, CatalogError, ClientAuth};
 use plugboard::environment::Environment;
 use plugboard::web::assets::BuiltinIcons;
 use reqwest::StatusCode;
@@ -330,4 +330,421 @@ fn an_auth_method_without_the_fields_its_check_reads_stops_start_up() {
     // Replacing a built-in method's fields with ones its check cannot use.
     let (message, file) = startup_error("[github.auth.token]\nfields = [{ key = \"pat\", secret = true }]\n");
     assert_names(&message, &[&file, "`github`", "auth.token.fields", "`token`"]);
+}
+
+// ---- OAuth2 authorization code: provider quirks as catalog data ----
+
+/// An operator component using every key of an OAuth2 method, and one on
+/// this machine over plain http with only a few.
+const OAUTH_CATALOG: &str = r#"
+[acme_oauth]
+name = "Acme OAuth"
+base_url = "{instance_url}/api/{realmId}"
+settings = [{ key = "tenant", label = "Tenant", pattern = "[a-z0-9-]+" }]
+
+[acme_oauth.auth.signin]
+kind = "oauth2_authorization_code"
+authorization_url = "https://{tenant}.auth.acme.test/authorize?display=page"
+token_url = "https://{tenant}.auth.acme.test/token"
+scopes = ["profile", "offline_access"]
+optional_scopes = ["write", "admin"]
+scope_separator = ","
+authorize_params = { access_type = "offline", audience = "{tenant}.api.acme.test" }
+token_auth = "body"
+refresh_auth = "basic"
+pkce = false
+access_token_pointer = "/authed_user/access_token"
+token_fields = { instance_url = "/instance_url", team_id = "/team/id" }
+callback_params = ["realmId"]
+issuer = "https://{tenant}.auth.acme.test"
+refresh_margin_secs = 120
+revocation_url = "https://{tenant}.auth.acme.test/revoke"
+
+[acme_local]
+name = "Acme on this machine"
+base_url = "http://127.0.0.1:9/api"
+
+[acme_local.auth.signin]
+kind = "oauth2_authorization_code"
+authorization_url = "http://localhost:9/authorize"
+token_url = "http://127.0.0.1:9/token"
+token_auth = "body"
+"#;
+
+#[test]
+fn an_operator_oauth2_method_using_every_key_loads_with_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_catalog(dir.path(), OAUTH_CATALOG);
+    let catalog = Catalog::load(Some(&path), &BuiltinIcons).expect("the operator catalog loads");
+
+    let acme = catalog.get("acme_oauth").unwrap();
+    assert_eq!(acme.base_url, "{instance_url}/api/{realmId}", "kept values may fill the base URL");
+    let flow = acme.auth_method("signin").unwrap().oauth2_flow().expect("an OAuth2 method");
+    assert_eq!(flow.authorization_url, "https://{tenant}.auth.acme.test/authorize?display=page");
+    assert_eq!(flow.token_url, "https://{tenant}.auth.acme.test/token");
+    assert_eq!(flow.scopes, ["profile", "offline_access"]);
+    assert_eq!(flow.optional_scopes, ["write", "admin"]);
+    assert_eq!(flow.scope_separator, ",");
+    let params: Vec<(&str, &str)> =
+        flow.authorize_params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(params, [("access_type", "offline"), ("audience", "{tenant}.api.acme.test")]);
+    assert_eq!(flow.token_auth, ClientAuth::Body);
+    assert_eq!(flow.refresh_auth(), ClientAuth::Basic);
+    assert!(!flow.pkce);
+    assert_eq!(flow.access_token_pointer, "/authed_user/access_token");
+    let kept: Vec<(&str, &str)> = flow.token_fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(kept, [("instance_url", "/instance_url"), ("team_id", "/team/id")]);
+    assert_eq!(flow.callback_params, ["realmId"]);
+    assert_eq!(flow.kept_parameters().collect::<Vec<_>>(), ["instance_url", "team_id", "realmId"]);
+    assert_eq!(flow.issuer, Some("https://{tenant}.auth.acme.test"));
+    assert_eq!(flow.refresh_margin_secs, Some(120));
+    assert_eq!(flow.revocation_url, Some("https://{tenant}.auth.acme.test/revoke"));
+    // Chosen optional scopes are added; anything not offered is ignored.
+    assert_eq!(flow.scope_param(&["admin", "root"]), "profile,offline_access,admin");
+    assert_eq!(flow.scope_param(&[]), "profile,offline_access");
+
+    // Plain http only to this machine; refresh authenticates as the code
+    // exchange when refresh_auth is not given; the rest are defaults.
+    let local = catalog.get("acme_local").unwrap().auth_method("signin").unwrap().oauth2_flow().unwrap();
+    assert_eq!(local.token_url, "http://127.0.0.1:9/token");
+    assert_eq!(local.token_auth, ClientAuth::Body);
+    assert_eq!(local.refresh_auth(), ClientAuth::Body);
+    assert!(local.scopes.is_empty() && local.optional_scopes.is_empty());
+    assert_eq!(local.scope_param(&["anything"]), "");
+    assert_eq!(local.scope_separator, " ");
+    assert!(local.authorize_params.is_empty() && local.token_fields.is_empty());
+    assert!(local.callback_params.is_empty());
+    assert!(local.pkce);
+    assert_eq!(local.access_token_pointer, "/access_token");
+    assert_eq!((local.issuer, local.refresh_margin_secs, local.revocation_url), (None, None, None));
+
+    // A built-in method that sets none of the new keys has the defaults.
+    let figma = catalog.get("figma").unwrap().auth_method("oauth2").unwrap().oauth2_flow().unwrap();
+    assert_eq!((figma.token_auth, figma.refresh_auth()), (ClientAuth::Basic, ClientAuth::Basic));
+    assert!(figma.pkce);
+    // Other kinds have no OAuth2 flow.
+    assert!(catalog.get("figma").unwrap().auth_method("token").unwrap().oauth2_flow().is_none());
+}
+
+/// Loads `[acme]` with one OAuth2 method `signin` whose keys are `keys`
+/// (one per line), with working endpoints unless `keys` gives its own, and
+/// any `extra` TOML after it.
+fn load_oauth(keys: &str, extra: &str) -> (Result<Catalog, CatalogError>, String) {
+    let mut method = String::from("kind = \"oauth2_authorization_code\"\n");
+    for (key, default) in [
+        ("authorization_url", "\"https://auth.acme.test/authorize\""),
+        ("token_url", "\"https://auth.acme.test/token\""),
+    ] {
+        if !keys.lines().any(|line| line.trim_start().starts_with(&format!("{key} "))) {
+            method.push_str(&format!("{key} = {default}\n"));
+        }
+    }
+    method.push_str(keys);
+    let text = format!(
+        "[acme]\nname = \"Acme\"\nbase_url = \"https://api.acme.test\"\nsettings = [{{ key = \"tenant\", label = \"Tenant\" }}]\n\n[acme.auth.signin]\n{method}\n{extra}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_catalog(dir.path(), &text);
+    (Catalog::load(Some(&path), &BuiltinIcons), path.display().to_string())
+}
+
+/// The refusal of `keys`: it names the operator's file, the entry and
+/// `field`, and says `needle`.
+fn assert_refused(keys: &str, field: &str, needle: &str) {
+    assert_refused_with(keys, "", field, needle);
+}
+
+fn assert_refused_with(keys: &str, extra: &str, field: &str, needle: &str) {
+    let (result, file) = load_oauth(keys, extra);
+    let err = match result {
+        Ok(_) => panic!("must be refused:\n{keys}"),
+        Err(err) => err,
+    };
+    assert_eq!(err.file, file, "{err}");
+    assert_eq!(err.component.as_deref(), Some("acme"), "{err}");
+    assert_eq!(err.field.as_deref(), Some(field), "{keys}\n{err}");
+    assert!(err.message.contains(needle), "{needle:?} missing from: {err}");
+    let text = err.to_string();
+    assert!(text.contains(&file) && text.contains("`acme`") && text.contains(field), "{text}");
+}
+
+fn assert_loads(keys: &str) {
+    if let (Err(err), _) = load_oauth(keys, "") {
+        panic!("must load:\n{keys}\n{err}");
+    }
+}
+
+#[test]
+fn a_reserved_authorization_parameter_is_refused_naming_the_key() {
+    for name in [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    ] {
+        assert_refused(
+            &format!("authorize_params = {{ {name} = \"x\" }}"),
+            &format!("auth.signin.authorize_params.{name}"),
+            "set by the sign-in itself",
+        );
+    }
+    // Whatever the case, and in the authorization URL's own query too.
+    assert_refused(
+        "authorize_params = { Redirect_URI = \"x\" }",
+        "auth.signin.authorize_params.Redirect_URI",
+        "reserved",
+    );
+    assert_refused(
+        "authorization_url = \"https://auth.acme.test/authorize?owner=user&redirect_uri=https://evil.test\"",
+        "auth.signin.authorization_url",
+        "`redirect_uri`",
+    );
+    assert_refused(
+        "authorization_url = \"https://auth.acme.test/authorize?owner=user\"\nauthorize_params = { owner = \"team\" }",
+        "auth.signin.authorize_params.owner",
+        "already in the query",
+    );
+    assert_refused(
+        "authorize_params = { audience = \"{region}.acme.test\" }",
+        "auth.signin.authorize_params.audience",
+        "{region}",
+    );
+    assert_loads(
+        "authorize_params = { access_type = \"offline\", prompt = \"consent\", audience = \"{tenant}\" }",
+    );
+    assert_loads("authorization_url = \"https://auth.acme.test/authorize?owner=user\"");
+}
+
+#[test]
+fn scopes_are_listed_one_by_one_and_never_in_both_lists() {
+    assert_refused(
+        "scopes = [\"read\", \"write\"]\noptional_scopes = [\"admin\", \"write\"]",
+        "auth.signin.optional_scopes[1]",
+        "`write` is also in `scopes`",
+    );
+    assert_refused(
+        "scopes = [\"read,write\"]\nscope_separator = \",\"",
+        "auth.signin.scopes[0]",
+        "separator",
+    );
+    assert_refused("scopes = [\"read\", \"read write\"]", "auth.signin.scopes[1]", "spaces");
+    assert_refused("optional_scopes = [\"\"]", "auth.signin.optional_scopes[0]", "empty");
+    assert_refused("scopes = [\"read\", \"read\"]", "auth.signin.scopes[1]", "twice");
+    assert_refused("scope_separator = \";\"", "auth.signin.scope_separator", "\",\"");
+    // Under the default space separator a comma is part of one scope.
+    assert_loads("scopes = [\"read,write\"]");
+    assert_loads("scopes = [\"read\", \"write\"]\noptional_scopes = [\"admin\"]\nscope_separator = \",\"");
+}
+
+#[test]
+fn a_bad_json_pointer_is_refused_naming_the_key() {
+    assert_refused(
+        "access_token_pointer = \"access_token\"",
+        "auth.signin.access_token_pointer",
+        "JSON pointer",
+    );
+    assert_refused("access_token_pointer = \"\"", "auth.signin.access_token_pointer", "start with `/`");
+    assert_refused(
+        "token_fields = { instance_url = \"instance_url\" }",
+        "auth.signin.token_fields.instance_url",
+        "JSON pointer",
+    );
+    assert_refused(
+        "token_fields = { team = \"/team~2id\" }",
+        "auth.signin.token_fields.team",
+        "JSON pointer",
+    );
+    // A token is a secret and is never kept as a plain parameter.
+    assert_refused(
+        "token_fields = { renewal = \"/refresh_token\" }",
+        "auth.signin.token_fields.renewal",
+        "secret",
+    );
+    assert_refused(
+        "access_token_pointer = \"/authed_user/access_token\"\ntoken_fields = { user = \"/authed_user\" }",
+        "auth.signin.token_fields.user",
+        "secret",
+    );
+    // Kept keys are new parameters: not a setting, a field or the sign-in's own.
+    assert_refused("token_fields = { tenant = \"/tenant\" }", "auth.signin.token_fields.tenant", "setting");
+    assert_refused(
+        "token_fields = { client_id = \"/client\" }",
+        "auth.signin.token_fields.client_id",
+        "field",
+    );
+    assert_refused(
+        "token_fields = { access_token = \"/token\" }",
+        "auth.signin.token_fields.access_token",
+        "own values",
+    );
+    assert_refused(
+        "token_fields = { Instance = \"/instance_url\" }",
+        "auth.signin.token_fields.Instance",
+        "lowercase",
+    );
+    assert_refused(
+        "callback_params = [\"realmId\", \"code\"]",
+        "auth.signin.callback_params[1]",
+        "never kept",
+    );
+    assert_refused("callback_params = [\"state\"]", "auth.signin.callback_params[0]", "never kept");
+    assert_refused(
+        "token_fields = { realmid = \"/realm\" }\ncallback_params = [\"realmid\"]",
+        "auth.signin.callback_params[0]",
+        "token_fields",
+    );
+    assert_loads(
+        "access_token_pointer = \"/authed_user/access_token\"\ntoken_fields = { team_id = \"/team/id\", a = \"/a~1b\" }",
+    );
+}
+
+#[test]
+fn an_oauth2_endpoint_over_plain_http_is_refused_unless_it_is_this_machine() {
+    for (keys, field) in [
+        ("token_url = \"http://auth.acme.test/token\"", "auth.signin.token_url"),
+        ("authorization_url = \"http://auth.acme.test/authorize\"", "auth.signin.authorization_url"),
+        ("authorization_url = \"http://localhost.acme.test/authorize\"", "auth.signin.authorization_url"),
+        ("token_url = \"http://127.0.0.1.nip.io/token\"", "auth.signin.token_url"),
+        ("revocation_url = \"http://auth.acme.test/revoke\"", "auth.signin.revocation_url"),
+        ("issuer = \"http://auth.acme.test\"", "auth.signin.issuer"),
+    ] {
+        assert_refused(keys, field, "must use https://");
+    }
+    assert_refused("token_url = \"https://user@auth.acme.test/token\"", "auth.signin.token_url", "user name");
+    assert_refused(
+        "token_url = \"http://localhost@auth.acme.test/token\"",
+        "auth.signin.token_url",
+        "user name",
+    );
+    assert_refused(
+        "authorization_url = \"https://auth.acme.test/a#x\"",
+        "auth.signin.authorization_url",
+        "fragment",
+    );
+    assert_refused("token_url = \"ftp://auth.acme.test/token\"", "auth.signin.token_url", "https://");
+    assert_refused("token_url = \"https://{region}.acme.test/token\"", "auth.signin.token_url", "{region}");
+    assert_refused("issuer = \"https://auth.acme.test/?x=1\"", "auth.signin.issuer", "no query");
+    for keys in [
+        "token_url = \"http://127.0.0.1:8080/token\"",
+        "authorization_url = \"http://localhost/authorize\"",
+        "token_url = \"http://[::1]:9/token\"",
+        "token_url = \"https://{tenant}.acme.test/token\"",
+        "issuer = \"https://{tenant}.acme.test\"\nrevocation_url = \"https://auth.acme.test/revoke\"",
+    ] {
+        assert_loads(keys);
+    }
+}
+
+#[test]
+fn other_oauth2_mistakes_name_the_entry_and_key() {
+    assert_refused("token_auth = \"header\"", "auth.signin", "`token_auth` must be \"basic\" or \"body\"");
+    assert_refused("refresh_auth = \"Basic\"", "auth.signin", "`refresh_auth` must be");
+    assert_refused("scope_seperator = \",\"", "auth.signin", "scope_seperator");
+    assert_refused("pkce = \"yes\"", "auth.signin", "boolean");
+    assert_refused("refresh_margin_secs = -5", "auth.signin", "");
+    // A method needs the client ID its sign-in sends.
+    assert_refused(
+        "fields = [{ key = \"client_secret\", secret = true }]",
+        "auth.signin.fields",
+        "`client_id`",
+    );
+    assert_loads("fields = [{ key = \"client_id\" }]");
+    // The base URL may name a kept value only if every method keeps it.
+    let signin = "token_fields = { instance_url = \"/instance_url\" }";
+    let (result, _) = load_oauth(signin, "");
+    assert!(result.is_ok());
+    let (message, file) = startup_error(&format!(
+        "[acme]\nname = \"Acme\"\nbase_url = \"{{instance_url}}/api\"\n[acme.auth.signin]\nkind = \"oauth2_authorization_code\"\nauthorization_url = \"https://a.test/authorize\"\ntoken_url = \"https://a.test/token\"\n{signin}\n[acme.auth.key]\nkind = \"bearer\"\n"
+    ));
+    assert_names(&message, &[&file, "`acme`", "`base_url`", "{instance_url}", "method `key`"]);
+    // Through the application too, with the file, entry and field named.
+    let (message, file) = startup_error(
+        "[acme]\nname = \"Acme\"\nbase_url = \"https://a.test\"\n[acme.auth.signin]\nkind = \"oauth2_authorization_code\"\nauthorization_url = \"https://a.test/authorize\"\ntoken_url = \"http://a.test/token\"\n",
+    );
+    assert_names(&message, &[&file, "`acme`", "`auth.signin.token_url`", "must use https://"]);
+}
+
+/// Built-in OAuth2 methods that request no scope, each for a reason written
+/// in a comment above it in components.toml.
+const BUILTIN_WITHOUT_SCOPES: [&str; 8] =
+    ["bitbucket", "box", "calendly", "clickup", "intercom", "mailchimp", "notion", "zoom"];
+
+#[test]
+fn every_builtin_oauth2_method_has_https_endpoints_and_scopes_or_a_written_reason() {
+    const SOURCE: &str = include_str!("../src/catalog/components.toml");
+    let raw: toml::Table = SOURCE.parse().unwrap();
+    let lines: Vec<&str> = SOURCE.lines().collect();
+    let catalog = Catalog::load(None, &BuiltinIcons).unwrap();
+    let mut methods = 0;
+    let mut without_scopes = Vec::new();
+    for component in catalog.components() {
+        for method in &component.auth_methods {
+            let Some(flow) = method.oauth2_flow() else { continue };
+            methods += 1;
+            let name = format!("{}.auth.{}", component.key, method.key);
+            let endpoints =
+                [Some(flow.authorization_url), Some(flow.token_url), flow.revocation_url, flow.issuer];
+            for url in endpoints.into_iter().flatten() {
+                assert!(url.starts_with("https://"), "{name}: {url} is not https");
+            }
+            if !flow.scopes.is_empty() || !flow.optional_scopes.is_empty() {
+                continue;
+            }
+            without_scopes.push(component.key.as_str());
+            let written = &raw[&component.key]["auth"][&method.key];
+            assert_eq!(
+                written.get("scopes"),
+                Some(&toml::Value::Array(Vec::new())),
+                "{name}: write `scopes = []`"
+            );
+            let header = lines.iter().position(|l| l.trim() == format!("[{name}]")).unwrap();
+            let comment: Vec<&str> =
+                lines[..header].iter().rev().take_while(|l| l.starts_with('#')).copied().collect();
+            assert!(
+                comment.iter().any(|l| l.to_lowercase().contains("scope")),
+                "{name} requests no scope; say why in a comment right above [{name}]"
+            );
+        }
+    }
+    assert!(methods >= 29, "{methods} OAuth2 methods");
+    without_scopes.sort_unstable();
+    assert_eq!(without_scopes, BUILTIN_WITHOUT_SCOPES, "a new scope-less method is a deliberate choice");
+}
+
+#[test]
+fn builtin_oauth2_methods_carry_their_providers_documented_quirks() {
+    let catalog = Catalog::load(None, &BuiltinIcons).unwrap();
+    let flow = |key: &str| catalog.get(key).unwrap().auth_method("oauth2").unwrap().oauth2_flow().unwrap();
+    let param = |key: &str, name: &str| flow(key).authorize_params.get(name).cloned();
+
+    for google in ["gmail", "google_drive", "google_sheets", "google_calendar"] {
+        assert_eq!(param(google, "access_type").as_deref(), Some("offline"), "{google}");
+        assert_eq!(param(google, "prompt").as_deref(), Some("consent"), "{google}");
+        assert_eq!(flow(google).revocation_url, Some("https://oauth2.googleapis.com/revoke"));
+    }
+    for microsoft in ["outlook", "microsoft_teams", "onedrive"] {
+        assert_eq!(flow(microsoft).token_auth, ClientAuth::Body, "{microsoft}");
+        assert!(flow(microsoft).scopes.iter().any(|s| s == "offline_access"), "{microsoft}");
+    }
+    for comma in ["slack", "linear", "shopify"] {
+        assert_eq!(flow(comma).scope_separator, ",", "{comma}");
+        assert!(flow(comma).scopes.len() > 1, "{comma}: each scope listed alone");
+    }
+    assert_eq!(flow("slack").access_token_pointer, "/access_token", "the bot token");
+    assert_eq!(param("dropbox", "token_access_type").as_deref(), Some("offline"));
+    assert_eq!(param("notion", "owner").as_deref(), Some("user"));
+    assert!(!flow("notion").authorization_url.contains('?'));
+    assert_eq!(flow("notion").token_auth, ClientAuth::Basic);
+    assert!(flow("airtable").pkce);
+    assert_eq!(flow("airtable").token_auth, ClientAuth::Basic);
+    assert_eq!(flow("hubspot").token_auth, ClientAuth::Body);
+    assert_eq!(flow("github").token_auth, ClientAuth::Body);
+    assert_eq!(flow("zoom").token_auth, ClientAuth::Basic);
+    let salesforce = flow("salesforce");
+    assert_eq!(salesforce.token_fields.get("instance_url").map(String::as_str), Some("/instance_url"));
+    assert_eq!(flow("shopify").token_url, "https://{shop}.myshopify.com/admin/oauth/access_token");
+    assert_eq!(flow("zendesk").token_url, "https://{subdomain}.zendesk.com/oauth/tokens");
 }
