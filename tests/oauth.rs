@@ -358,3 +358,85 @@ async fn the_provider_being_down_keeps_the_connection_and_retries_later() {
     assert_eq!(failures, 1);
     assert!(due.is_some_and(|d| d > chrono::Utc::now().naive_utc()), "retried later");
 }
+
+#[actix_web::test]
+async fn an_operators_oauth_app_means_only_connect() {
+    let provider = Provider::start(default_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog_path = dir.path().join("catalog.toml");
+    std::fs::write(&catalog_path, catalog(&provider, "")).unwrap();
+    let apps_path = dir.path().join("apps.toml");
+    std::fs::write(
+        &apps_path,
+        format!("[testauth.development]\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n"),
+    )
+    .unwrap();
+    let app = common::spawn_with(|s| {
+        s.catalog = Some(catalog_path.clone());
+        s.oauth_apps = Some(apps_path.clone());
+    })
+    .await;
+    provider.configure(|c| c.clients[0].redirect_uris = vec![format!("{}/oauth2/callback", app.base)]);
+    let w = World { app, provider, _catalog: dir };
+
+    let dialog = w.app.get("/connections/new?component=testauth").await;
+    assert_eq!(dialog.count("#field-client_id"), 0, "no client id asked");
+    assert_eq!(dialog.count("#field-client_secret"), 0, "no client secret asked");
+    assert!(dialog.body.contains("Your operator set up"), "{}", dialog.body);
+    assert!(!dialog.body.contains(CLIENT_SECRET));
+
+    let token = w.app.csrf().await;
+    let started = w
+        .app
+        .post_raw(
+            "/connections/oauth2/connect",
+            &[
+                ("csrf_token", token.as_str()),
+                ("component", "testauth"),
+                ("auth_method", "oauth2"),
+                ("environment", "development"),
+                ("name", "Operator app"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let back = follow_to_provider(&location(&started)).await;
+    let callback = back.headers()["location"].to_str().unwrap().strip_prefix(&w.app.base).unwrap().to_owned();
+    assert_eq!(w.app.get(&callback).await.status, StatusCode::SEE_OTHER);
+    let id = w.app.connection_ids().await[0];
+    let (badge, reason) = status_of(&w.app.get("/").await, id);
+    assert_eq!(badge, "ACTIVE", "{reason}");
+    assert!(w.app.stored(id).unwrap().secrets.is_none(), "the operator's secret is not copied into the row");
+    // In another environment there is no operator app: the fields are asked.
+    w.app.switch_environment("staging").await;
+    let dialog = w.app.get("/connections/new?component=testauth").await;
+    assert_eq!(dialog.count("#field-client_id"), 1);
+}
+
+#[actix_web::test]
+async fn two_processes_refreshing_at_once_make_one_refresh_and_share_its_token() {
+    let w = world(default_config(), "").await;
+    sign_in(&w, "Shared", &[]).await;
+    let id = w.app.connection_ids().await[0];
+    let catalog_path = w._catalog.path().join("catalog.toml");
+    let sibling = common::spawn_sibling(&w.app, |s| s.catalog = Some(catalog_path)).await;
+    // The provider takes its time, so both processes are in it together.
+    w.provider.configure(|c| c.refresh_delay = Duration::from_millis(600));
+    make_due(&w.app, id);
+    let (a, b) = tokio::join!(
+        plugboard::jobs::run_refreshes(&w.app.state, "process-a", 1),
+        plugboard::jobs::run_refreshes(&sibling.state, "process-b", 1),
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(w.provider.refreshes(), 1, "exactly one refresh reached the provider");
+    // Both then check with the one new access token.
+    w.provider.configure(|c| c.refresh_delay = Duration::ZERO);
+    for app in [&w.app, &sibling] {
+        app.post(&format!("/connections/{id}/check"), &[("environment", "development")]).await;
+        let (badge, reason) = status_of(&app.get("/").await, id);
+        assert_eq!(badge, "ACTIVE", "{reason}");
+    }
+    assert_eq!(w.provider.refreshes(), 1);
+    assert_eq!(w.provider.failed_token_requests(), 0);
+}

@@ -100,7 +100,11 @@ pub fn plan<'a>(
             .find(|f| f.key == key)
             .map_or_else(|| key.to_owned(), |f| f.label.clone())
     };
-    for field in component.settings.iter().chain(&method.fields).filter(|f| f.required) {
+    // An OAuth2 sign-in's own fields are its client app (possibly the
+    // operator's, then absent here): the check needs only the access token.
+    let own_fields: &[crate::catalog::Field] =
+        if matches!(method.kind, AuthKind::Oauth2AuthorizationCode { .. }) { &[] } else { &method.fields };
+    for field in component.settings.iter().chain(own_fields).filter(|f| f.required) {
         if values.get(&field.key).is_none() {
             return Err(Outcome::Missing(format!("{} is not set", field.label)));
         }

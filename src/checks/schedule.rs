@@ -61,7 +61,10 @@ pub async fn check_now(
     // An OAuth2 access token about to expire is refreshed first, so the
     // check proves the credentials rather than the clock.
     let owner = format!("check-{}", hex::encode(random_fraction().to_bits().to_le_bytes()));
-    if let Err(e) = crate::oauth::refresh::refresh_if_due(state.clone(), owner, environment, id, who.cloned(), false).await {
+    if let Err(e) =
+        crate::oauth::refresh::refresh_if_due(state.clone(), owner, environment, id, who.cloned(), false)
+            .await
+    {
         tracing::warn!(connection = %id, "refresh before the check failed: {e}");
     }
     let (connection, secrets) =

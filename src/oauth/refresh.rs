@@ -160,8 +160,16 @@ async fn refresh_claimed(
     let provider = match Provider::of(component, method, &current.connection.parameters) {
         Ok(provider) => provider,
         Err(why) => {
-            return postpone_or_refuse(state.clone(), environment, id, current.state.clone(), who, why, false)
-                .await;
+            return postpone_or_refuse(
+                state.clone(),
+                environment,
+                id,
+                current.state.clone(),
+                who,
+                why,
+                false,
+            )
+            .await;
         }
     };
     let app = match state.oauth.app(&current.connection.component, environment) {
