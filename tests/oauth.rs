@@ -440,3 +440,30 @@ async fn two_processes_refreshing_at_once_make_one_refresh_and_share_its_token()
     assert_eq!(w.provider.refreshes(), 1);
     assert_eq!(w.provider.failed_token_requests(), 0);
 }
+
+#[actix_web::test]
+async fn provider_quirks_come_from_the_catalog() {
+    let mut config =
+        default_config().with_token_field("instance_url", serde_json::json!("https://eu12.example.test"));
+    config.scope_separator = oauth_provider::ScopeSeparator::Comma;
+    config.clients[0].auth = oauth_provider::ClientAuth::Body;
+    let extra = r#"scope_separator = ","
+token_auth = "body"
+authorize_params = { access_type = "offline", prompt = "consent" }
+token_fields = { instance_url = "/instance_url" }"#;
+    let w = world(config, extra).await;
+    let done = sign_in(&w, "Quirky", &[("scope", "write")]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let asked = w.provider.last_authorize().unwrap();
+    assert_eq!(asked.param("scope"), Some("read,write"));
+    assert_eq!(asked.param("access_type"), Some("offline"));
+    assert_eq!(asked.param("prompt"), Some("consent"));
+    let exchange = w.provider.last_token_request().unwrap();
+    assert!(exchange.basic_credentials().is_none(), "client authentication in the body");
+    assert_eq!(exchange.form_value("client_id"), Some(CLIENT_ID));
+    let id = w.app.connection_ids().await[0];
+    let parameters = w.app.stored(id).unwrap().parameters;
+    assert!(parameters.contains("\"instance_url\":\"https://eu12.example.test\""), "{parameters}");
+    let (badge, reason) = status_of(&w.app.get("/").await, id);
+    assert_eq!(badge, "ACTIVE", "{reason}");
+}
