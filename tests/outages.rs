@@ -12,8 +12,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use diesel::RunQueryDsl;
@@ -28,9 +28,9 @@ const POOL_TIMEOUT_SECS: u64 = 30;
 const QUICKLY: Duration = Duration::from_secs(5);
 
 /// These tests time answers and count threads: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 /// The test holds the pool's only connection, as a long request would.
@@ -74,7 +74,7 @@ fn assert_security_headers(page: &common::Page) {
 
 #[actix_web::test]
 async fn an_exhausted_pool_is_answered_busy_within_the_bounded_wait_and_recovers() {
-    let _serial = serial();
+    let _serial = serial().await;
     let app = common::spawn_with(|s| {
         s.pool_size = 1;
         s.pool_timeout = POOL_TIMEOUT_SECS;
@@ -111,7 +111,7 @@ async fn an_exhausted_pool_is_answered_busy_within_the_bounded_wait_and_recovers
 
 #[actix_web::test]
 async fn a_burst_against_a_held_pool_waits_as_futures_not_threads() {
-    let _serial = serial();
+    let _serial = serial().await;
     let app = common::spawn_with(|s| {
         s.pool_size = 1;
         s.pool_timeout = POOL_TIMEOUT_SECS;
@@ -168,7 +168,7 @@ async fn a_burst_against_a_held_pool_waits_as_futures_not_threads() {
 
 #[actix_web::test]
 async fn readiness_is_ready_while_every_connection_is_in_use() {
-    let _serial = serial();
+    let _serial = serial().await;
     let app = common::spawn_with(|s| {
         s.pool_size = 1;
         s.pool_timeout = POOL_TIMEOUT_SECS;
@@ -290,7 +290,7 @@ async fn postgresql_refusing_connections_is_answered_not_answering_quickly_and_r
         eprintln!("skipped: PLUGBOARD_TEST_POSTGRES is not set");
         return;
     };
-    let _serial = serial();
+    let _serial = serial().await;
     let mut proxy = Proxy::start("127.0.0.1:0".parse().expect("address"), server);
     let app = spawn_behind(&proxy, 2).await;
     let token = app.csrf().await;
@@ -346,7 +346,7 @@ async fn postgresql_refusing_connections_is_answered_not_answering_quickly_and_r
 
 #[actix_web::test]
 async fn a_locked_sqlite_database_is_answered_503_on_save_and_nothing_is_saved() {
-    let _serial = serial();
+    let _serial = serial().await;
     let app = common::spawn().await;
     if app.is_postgres() {
         eprintln!("skipped: SQLite only");
@@ -381,7 +381,7 @@ async fn a_locked_sqlite_database_is_answered_503_on_save_and_nothing_is_saved()
 
 #[actix_web::test]
 async fn a_full_sqlite_database_is_answered_disk_full_and_nothing_is_saved() {
-    let _serial = serial();
+    let _serial = serial().await;
     let app = common::spawn_with(|s| s.pool_size = 1).await;
     if app.is_postgres() {
         eprintln!("skipped: SQLite only");
@@ -512,7 +512,7 @@ async fn a_full_disk_is_answered_disk_full_and_readiness_names_it() {
         eprintln!("skipped: SQLite only (a PostgreSQL server's disk cannot be filled from here)");
         return;
     }
-    let _serial = serial();
+    let _serial = serial().await;
     let Some(process) = FullDiskProcess::start() else {
         eprintln!("skipped: cannot mount a private tmpfs on this machine");
         return;

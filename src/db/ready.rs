@@ -84,11 +84,17 @@ impl Probe {
 
     fn check(&self) -> Result<(), NotReady> {
         let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut conn = match slot.take() {
-            Some(conn) => conn,
-            None => self.open()?,
+        let (mut conn, kept) = match slot.take() {
+            Some(conn) => (conn, true),
+            None => (self.open()?, false),
         };
-        let verdict = probe(&mut conn);
+        let mut verdict = probe(&mut conn);
+        if verdict.is_err() && kept {
+            // The kept connection may have died with a server that has
+            // restarted since: a fresh one judges the database as it is now.
+            conn = self.open()?;
+            verdict = probe(&mut conn);
+        }
         // A connection that failed may be broken; the next probe opens a
         // fresh one rather than finding out.
         if verdict.is_ok() {
