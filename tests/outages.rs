@@ -340,6 +340,11 @@ async fn postgresql_refusing_connections_is_answered_not_answering_quickly_and_r
     eprintln!("PostgreSQL back: pages served again after {:?}", back.elapsed());
     assert_eq!(app.get("/readyz").await.body, "ready\n");
     assert_eq!(app.count_rows("connections").await, 0, "nothing was saved while it was down");
+
+    // Restarted between two probes: the probe's kept connection is dead,
+    // the database is not, and the probe says so at once.
+    proxy.restart();
+    assert_eq!(app.get("/readyz").await.body, "ready\n");
 }
 
 // ---- SQLite: locked, full ----
@@ -543,7 +548,9 @@ async fn a_full_disk_is_answered_disk_full_and_readiness_names_it() {
     assert_eq!(ready.text().await.expect("body"), "ready\n");
 
     process.fill_disk();
-    let ready = client.get(format!("{base}/readyz")).send().await.expect("readyz");
+    let (ready, took) = timed(client.get(format!("{base}/readyz")).send()).await;
+    let ready = ready.expect("readyz");
+    eprintln!("full disk: not ready in {took:?}");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         ready.text().await.expect("body"),

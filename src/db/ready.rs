@@ -89,9 +89,10 @@ impl Probe {
             None => (self.open()?, false),
         };
         let mut verdict = probe(&mut conn);
-        if verdict.is_err() && kept {
+        if kept && verdict == Err(NotReady::NotAnswering) {
             // The kept connection may have died with a server that has
             // restarted since: a fresh one judges the database as it is now.
+            // (A dead connection fails at once, so there is time for this.)
             conn = self.open()?;
             verdict = probe(&mut conn);
         }
