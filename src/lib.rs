@@ -24,7 +24,7 @@ pub mod tags;
 pub mod web;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
@@ -44,6 +44,9 @@ use crate::state::AppState;
 
 /// Largest request body accepted: far above any real form, far below harm.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Blocking threads per HTTP worker beyond one per pooled connection.
+const BLOCKING_HEADROOM: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -79,7 +82,7 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Application, StartupError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+        db::create_private_dir(&settings.data_dir).map_err(|source| StartupError::DataDir {
             path: settings.data_dir.display().to_string(),
             source,
         })?;
@@ -121,9 +124,10 @@ impl Application {
         };
         let session_key = Key::from(&session_key);
 
-        let (pool, backend) =
-            db::connect(&settings.database_url(), settings.pool_size, settings.pool_timeout)?;
-        tracing::info!(database = ?backend, "database ready");
+        let database = db::open(&settings.database_url(), settings.pool_size, settings.pool_timeout)?;
+        tracing::info!(database = ?database.backend, "database ready");
+        let busy_wait = settings.busy_wait.min(Duration::from_secs(settings.pool_timeout.max(1)));
+        let pool_size = database.pool.max_size();
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
@@ -141,7 +145,9 @@ impl Application {
             oauth::Config::load(&public_url, settings.oauth_apps.as_deref()).map_err(StartupError::OAuth)?;
         tracing::info!(redirect_uri = %oauth.redirect_uri, "OAuth2 providers send people back here");
         let state = aw::Data::new(AppState {
-            pool,
+            gate: state::DbGate::new(pool_size, busy_wait, database.connects),
+            probe: std::sync::Arc::new(db::Probe::new(database.backend, busy_wait)),
+            pool: database.pool,
             catalog,
             keyring,
             checker,
@@ -184,6 +190,11 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers.max(1));
         }
+        // Database work is already bounded by the gate's permits (one per
+        // pooled connection); this bounds the rest of what runs on a worker's
+        // blocking threads (the readiness probe, name lookups of checks),
+        // which would otherwise be allowed 512 threads shared out per worker.
+        server = server.worker_max_blocking_threads(pool_size as usize + BLOCKING_HEADROOM);
         let server = server
             .listen(listener)
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
@@ -212,7 +223,7 @@ impl Application {
 /// `plugboard create-admin`: an admin account without the browser. Returns
 /// the message to print.
 pub fn create_admin(settings: &Settings, email: &str, name: &str, password: &str) -> Result<String, String> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| format!("cannot create the data folder: {e}"))?;
+    db::create_private_dir(&settings.data_dir).map_err(|e| format!("cannot create the data folder: {e}"))?;
     let (pool, _) =
         db::connect(&settings.database_url(), 1, settings.pool_timeout).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;

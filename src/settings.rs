@@ -48,10 +48,17 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_SESSION_KEY", hide_env_values = true)]
     pub session_key: Option<SecretValue>,
 
-    /// Seconds to wait for a free database connection before failing a
-    /// request.
+    /// Seconds the database pool waits for a connection when asked without
+    /// a limit of its own (the command-line tasks); requests and background
+    /// work wait PLUGBOARD_BUSY_WAIT.
     #[arg(long, env = "PLUGBOARD_POOL_TIMEOUT", default_value_t = 10)]
     pub pool_timeout: u64,
+
+    /// How long a request waits for a free database connection before it is
+    /// answered "busy, try again" (503), such as `2s` or `500ms`; at most the
+    /// pool timeout. Also the time limit of the readiness probe (at least 1 s).
+    #[arg(long, env = "PLUGBOARD_BUSY_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub busy_wait: Duration,
 
     /// Most database connections held open at once.
     #[arg(long, env = "PLUGBOARD_POOL_SIZE", default_value_t = 8)]
@@ -138,6 +145,7 @@ impl Settings {
             catalog: None,
             pool_size: 4,
             pool_timeout: 10,
+            busy_wait: Duration::from_secs(2),
             encryption_keys: None,
             session_key: None,
             workers: Some(1),

@@ -1,14 +1,21 @@
 //! What the request handlers and the background schedule share.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use crate::catalog::Catalog;
 use crate::checks::Checker;
 use crate::crypto::Keyring;
-use crate::db::{DbConnection, Pool};
+use crate::db::{ConnectHealth, DbConnection, Pool, Probe, Unavailable, take_outage};
 
 pub struct AppState {
     pub pool: Pool,
+    /// Admission to `pool`: see [`AppState::blocking`].
+    pub gate: DbGate,
+    /// The readiness probe, with its own connection outside the pool.
+    pub probe: Arc<Probe>,
     pub catalog: Catalog,
     pub keyring: Keyring,
     pub checker: Checker,
@@ -18,10 +25,36 @@ pub struct AppState {
     pub oauth: crate::oauth::Config,
 }
 
+/// One permit per pooled connection, and how long database work waits for
+/// one. tokio's semaphore is fair (first come, first served), so the
+/// background jobs and the requests take turns: neither can starve the
+/// other, and under overload both wait a bounded time, then give up.
+pub struct DbGate {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+    connects: ConnectHealth,
+}
+
+impl DbGate {
+    /// `permits` should be the pool's size; `wait` how long work may wait
+    /// for a connection before it is told the database is busy.
+    pub fn new(permits: u32, wait: Duration, connects: ConnectHealth) -> DbGate {
+        DbGate { permits: Arc::new(Semaphore::new(permits.max(1) as usize)), wait, connects }
+    }
+
+    /// What a wait that ran out means: busy, or a database that cannot be
+    /// reached at all.
+    fn refusal<E>(&self, detail: String) -> BlockingError<E> {
+        BlockingError::Unavailable(self.connects.timeout_means(), detail)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlockingError<E> {
-    #[error("database pool: {0}")]
-    Pool(String),
+    /// No connection within the wait, or none could be opened. The detail
+    /// is for the log only.
+    #[error("{0} ({1})")]
+    Unavailable(Unavailable, String),
     #[error("background task failed: {0}")]
     Join(String),
     #[error(transparent)]
@@ -29,17 +62,46 @@ pub enum BlockingError<E> {
 }
 
 impl AppState {
-    /// Runs blocking database work off the async threads.
-    pub async fn blocking<T, E, F>(self: &std::sync::Arc<Self>, work: F) -> Result<T, BlockingError<E>>
+    /// Runs blocking database work off the async threads, with a pooled
+    /// connection. Work first waits for a permit of the gate, as a future:
+    /// a burst of requests queues there instead of each holding a thread
+    /// that blocks in the pool (tokio would grow its blocking pool to 512
+    /// threads for them). The whole wait, permit and connection, is bounded
+    /// by the gate's wait, well under the pool's own timeout, so an
+    /// overloaded or unreachable database is answered quickly.
+    pub async fn blocking<T, E, F>(self: &Arc<Self>, work: F) -> Result<T, BlockingError<E>>
     where
         F: FnOnce(&mut DbConnection, &AppState) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
+        let started = Instant::now();
+        let wait = self.gate.wait;
+        let permit = match tokio::time::timeout(wait, self.gate.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed; a closed one can only mean shutdown.
+            Ok(Err(_)) => return Err(self.gate.refusal("the database gate is closed".into())),
+            Err(_) => {
+                return Err(self
+                    .gate
+                    .refusal(format!("no connection was free within {} ms", wait.as_millis())));
+            }
+        };
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = state.pool.get().map_err(|e| BlockingError::Pool(e.to_string()))?;
-            work(&mut conn, &state).map_err(BlockingError::Work)
+            // Held by the thread, not the future: a request given up by its
+            // client still holds its connection until the work ends.
+            let _permit = permit;
+            let left = wait.saturating_sub(started.elapsed());
+            let mut conn = state.pool.get_timeout(left).map_err(|e| state.gate.refusal(e.to_string()))?;
+            // Whatever an earlier user of this connection met is not this work's.
+            take_outage(&mut conn);
+            work(&mut conn, &state).map_err(|e| match take_outage(&mut conn) {
+                // Work that failed after one of its statements met an outage
+                // failed because of it, whatever error it returned.
+                Some((why, detail)) => BlockingError::Unavailable(why, detail),
+                None => BlockingError::Work(e),
+            })
         })
         .await
         .map_err(|e| BlockingError::Join(e.to_string()))?

@@ -11,9 +11,16 @@ async fn health_and_readiness_probes_answer() {
     let health = app.get("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body, "ok\n");
+    let probes = || {
+        use diesel::prelude::*;
+        use plugboard::db::schema::readiness;
+        readiness::table.select(readiness::probes).first::<i64>(&mut app.db()).expect("the readiness row")
+    };
+    let before = probes();
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body, "ready\n");
+    assert_eq!(probes(), before + 1, "the probe proves a write by committing one");
 }
 
 fn start_error(database_url: &str) -> String {

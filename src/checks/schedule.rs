@@ -35,6 +35,10 @@ impl Trigger {
 pub enum CheckError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database could not be reached in time: a page says so (503),
+    /// not that Plugboard failed.
+    #[error("{0} ({1})")]
+    Unavailable(crate::db::Unavailable, String),
     #[error("{0}")]
     Internal(String),
 }
@@ -43,6 +47,7 @@ impl From<BlockingError<StoreError>> for CheckError {
     fn from(e: BlockingError<StoreError>) -> CheckError {
         match e {
             BlockingError::Work(e) => CheckError::Store(e),
+            BlockingError::Unavailable(why, detail) => CheckError::Unavailable(why, detail),
             other => CheckError::Internal(other.to_string()),
         }
     }

@@ -2,7 +2,14 @@
 //! PostgreSQL, a pool whose backend is chosen from the URL's scheme, and the
 //! migrations of each backend embedded in the binary.
 
+mod failure;
+mod files;
+mod ready;
 pub mod schema;
+
+pub use failure::{ConnectHealth, Unavailable, take_outage};
+pub use files::create_private_dir;
+pub use ready::{NotReady, Probe};
 
 use std::fmt;
 use std::time::Duration;
@@ -127,6 +134,7 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 pub struct Manager {
     backend: Backend,
+    connects: ConnectHealth,
 }
 
 impl Manager {
@@ -136,7 +144,7 @@ impl Manager {
             location: self.backend.redacted(),
             message: scrub(&message, &self.backend),
         };
-        match &self.backend {
+        let mut conn = match &self.backend {
             Backend::Sqlite { path } => {
                 let mut conn = SqliteConnection::establish(path).map_err(|e| fail(e.to_string()))?;
                 // WAL lets readers work while one writer writes; the busy
@@ -146,13 +154,14 @@ impl Manager {
                      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| fail(e.to_string()))?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
             Backend::Postgres { url } => {
-                let conn = PgConnection::establish(url).map_err(|e| fail(e.to_string()))?;
-                Ok(DbConnection::Postgres(conn))
+                DbConnection::Postgres(PgConnection::establish(url).map_err(|e| fail(e.to_string()))?)
             }
-        }
+        };
+        conn.set_instrumentation(failure::OutageRecorder::default());
+        Ok(conn)
     }
 }
 
@@ -181,7 +190,9 @@ impl r2d2::ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        Manager::connect(self)
+        let result = Manager::connect(self);
+        self.connects.record(result.is_ok());
+        result
             .map_err(|e| r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(e.to_string())))
     }
 
@@ -189,26 +200,44 @@ impl r2d2::ManageConnection for Manager {
         diesel::sql_query("SELECT 1").execute(conn).map(|_| ()).map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection left inside a transaction that could not be ended (the
+    /// server went away mid-way) is not put back into the pool.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || r2d2::R2D2Connection::is_broken(conn)
     }
 }
 
-/// Opens the database, creating the SQLite file's folder if needed, and
-/// brings its schema up to date. The first connection is made directly so
-/// that a refused connection or bad password stops start-up with the real
-/// message rather than a pool timeout.
-pub fn connect(url: &str, pool_size: u32, timeout_secs: u64) -> Result<(Pool, Backend), DbError> {
+/// An open database: its pool, which backend it is, and whether the pool
+/// can currently open connections.
+pub struct Database {
+    pub pool: Pool,
+    pub backend: Backend,
+    pub connects: ConnectHealth,
+}
+
+/// Opens the database, creating the SQLite file (and its folder) private to
+/// this user if needed, and brings its schema up to date. The first
+/// connection is made directly so that a refused connection or bad password
+/// stops start-up with the real message rather than a pool timeout.
+pub fn open(url: &str, pool_size: u32, timeout_secs: u64) -> Result<Database, DbError> {
     let backend = Backend::from_url(url)?;
     if let Backend::Sqlite { path } = &backend {
-        if path != ":memory:" {
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
+        // `:memory:` and `file:` URIs name no file of ours to create.
+        if path != ":memory:" && !path.starts_with("file:") {
+            let file = std::path::Path::new(path);
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                create_private_dir(dir)
                     .map_err(|source| DbError::Folder { path: dir.display().to_string(), source })?;
             }
+            files::create_private_database(file).map_err(|e| DbError::Connect {
+                backend: backend.name(),
+                location: backend.redacted(),
+                message: e.to_string(),
+            })?;
         }
     }
-    let manager = Manager { backend: backend.clone() };
+    let connects = ConnectHealth::default();
+    let manager = Manager { backend: backend.clone(), connects: connects.clone() };
     let mut first = manager.connect()?;
     migrate(&mut first)?;
     drop(first);
@@ -217,27 +246,18 @@ pub fn connect(url: &str, pool_size: u32, timeout_secs: u64) -> Result<(Pool, Ba
         .connection_timeout(Duration::from_secs(timeout_secs.max(1)))
         .build(manager)
         .map_err(|e| DbError::Pool(e.to_string()))?;
-    Ok((pool, backend))
+    Ok(Database { pool, backend, connects })
+}
+
+/// [`open`], for tools that need only the pool.
+pub fn connect(url: &str, pool_size: u32, timeout_secs: u64) -> Result<(Pool, Backend), DbError> {
+    open(url, pool_size, timeout_secs).map(|db| (db.pool, db.backend))
 }
 
 /// One connection outside the pool, with the same backend choice and
 /// preparation as pooled ones (for tools and tests).
 pub fn establish(url: &str) -> Result<DbConnection, DbError> {
-    Manager { backend: Backend::from_url(url)? }.connect()
-}
-
-/// The database answers and has no pending migration.
-pub fn check_ready(conn: &mut DbConnection) -> Result<(), String> {
-    diesel::sql_query("SELECT 1").execute(conn).map_err(|e| format!("database does not answer: {e}"))?;
-    let pending = match conn {
-        DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
-        DbConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
-    };
-    match pending {
-        Ok(false) => Ok(()),
-        Ok(true) => Err("database migrations are not current".into()),
-        Err(e) => Err(format!("cannot read the migration state: {e}")),
-    }
+    Manager { backend: Backend::from_url(url)?, connects: ConnectHealth::default() }.connect()
 }
 
 fn migrate(conn: &mut DbConnection) -> Result<(), DbError> {

@@ -133,6 +133,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// One row, updated by the readiness probe to prove that writes work.
+    readiness (id) {
+        id -> Integer,
+        probes -> BigInt,
+        probed_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
 diesel::joinable!(connection_checks -> connections (connection_id));

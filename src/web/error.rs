@@ -7,13 +7,16 @@
 //! Validation problems are not `AppError`s: they go back to the form beside
 //! their fields (see `web::connections::form`).
 
+use std::any::Any;
 use std::fmt;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::connections::StoreError;
+use crate::db::Unavailable;
 use crate::web::context::{Layout, html_response, wants_fragment};
 
 pub struct AppError {
@@ -22,11 +25,13 @@ pub struct AppError {
     pub message: String,
     /// Set for server-side failures: the id in the log line beside the cause.
     pub incident: Option<String>,
+    /// Seconds after which trying again is worth it (`Retry-After`), for 503s.
+    pub retry_after: Option<u32>,
 }
 
 impl AppError {
     pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> AppError {
-        AppError { status, title, message: message.into(), incident: None }
+        AppError { status, title, message: message.into(), incident: None, retry_after: None }
     }
 
     pub fn not_found(message: impl Into<String>) -> AppError {
@@ -44,9 +49,48 @@ impl AppError {
         )
     }
 
+    /// The database is overloaded or out of service: not a bug, so the
+    /// person is told what is wrong and when to try again (503 with
+    /// `Retry-After`). The cause goes to the log; it may name the database's
+    /// address, so it is never shown.
+    pub fn unavailable(why: Unavailable, cause: impl fmt::Display) -> AppError {
+        tracing::warn!("database unavailable ({why}): {cause}");
+        let (title, message) = match why {
+            Unavailable::Busy => (
+                "Plugboard is busy",
+                "Plugboard is busy: every database connection is in use. Try again in a few seconds.",
+            ),
+            Unavailable::NotAnswering => (
+                "Database not answering",
+                "The database is not answering. Nothing was saved; try again in a minute, and tell \
+                 your administrator if it lasts.",
+            ),
+            Unavailable::DiskFull => {
+                ("Disk full", "The disk is full: nothing was saved. Tell your administrator.")
+            }
+            Unavailable::Locked => (
+                "Database locked",
+                "The database is locked by another program (a backup or a database tool, perhaps), \
+                 so nothing was saved. Try again in a moment; if it lasts, tell your administrator.",
+            ),
+        };
+        AppError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title,
+            message: message.into(),
+            incident: None,
+            retry_after: Some(why.retry_after_secs()),
+        }
+    }
+
     /// A failure on our side. The cause goes to the log under a fresh id;
-    /// the user gets the id and nothing of the cause.
-    pub fn internal(cause: impl fmt::Display) -> AppError {
+    /// the user gets the id and nothing of the cause. A database outage
+    /// handed over as it is (a handler passing on a domain error) is still
+    /// told as the outage it is.
+    pub fn internal(cause: impl fmt::Display + 'static) -> AppError {
+        if let Some(why) = database_error(&cause).and_then(Unavailable::of_query) {
+            return AppError::unavailable(why, cause);
+        }
         let mut bytes = [0u8; 4];
         // The id only correlates a page with a log line; if the random source
         // fails, a constant still lets the log be searched by time.
@@ -61,8 +105,30 @@ impl AppError {
                  happening, give your administrator the error id {incident}."
             ),
             incident: Some(incident),
+            retry_after: None,
         }
     }
+}
+
+/// The database error inside a cause, for the error types that carry one.
+fn database_error(cause: &dyn Any) -> Option<&diesel::result::Error> {
+    if let Some(e) = cause.downcast_ref::<diesel::result::Error>() {
+        return Some(e);
+    }
+    if let Some(StoreError::Database(e)) = cause.downcast_ref::<StoreError>() {
+        return Some(e);
+    }
+    if let Some(crate::accounts::AccountError::Database(e)) =
+        cause.downcast_ref::<crate::accounts::AccountError>()
+    {
+        return Some(e);
+    }
+    if let Some(crate::tag_admin::TagAdminError::Database(e)) =
+        cause.downcast_ref::<crate::tag_admin::TagAdminError>()
+    {
+        return Some(e);
+    }
+    None
 }
 
 impl fmt::Debug for AppError {
@@ -108,6 +174,7 @@ impl From<StoreError> for AppError {
                     crate::connections::input::MAX_TAGS
                 ),
             ),
+            StoreError::Database(e) => AppError::from(e),
             other => AppError::internal(other),
         }
     }
@@ -115,7 +182,10 @@ impl From<StoreError> for AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> AppError {
-        AppError::internal(e)
+        match Unavailable::of_query(&e) {
+            Some(why) => AppError::unavailable(why, e),
+            None => AppError::internal(e),
+        }
     }
 }
 
@@ -126,7 +196,10 @@ where
     fn from(e: crate::state::BlockingError<E>) -> AppError {
         match e {
             crate::state::BlockingError::Work(e) => e.into(),
-            other => AppError::internal(other),
+            crate::state::BlockingError::Unavailable(why, detail) => AppError::unavailable(why, detail),
+            crate::state::BlockingError::Join(detail) => {
+                AppError::internal(format!("background task failed: {detail}"))
+            }
         }
     }
 }
@@ -135,6 +208,7 @@ impl From<crate::accounts::AccountError> for AppError {
     fn from(e: crate::accounts::AccountError) -> AppError {
         match e {
             crate::accounts::AccountError::NotFound => AppError::not_found("There is no such account."),
+            crate::accounts::AccountError::Database(e) => AppError::from(e),
             other => AppError::internal(other),
         }
     }
@@ -159,11 +233,18 @@ fn render(template: &impl Template) -> String {
 }
 
 pub fn page(layout: &Layout, error: &AppError) -> HttpResponse {
-    html_response(error.status, render(&ErrorPage { layout, error }))
+    with_retry_after(html_response(error.status, render(&ErrorPage { layout, error })), error)
 }
 
 pub fn fragment(error: &AppError) -> HttpResponse {
-    html_response(error.status, render(&ErrorFragment { error }))
+    with_retry_after(html_response(error.status, render(&ErrorFragment { error })), error)
+}
+
+fn with_retry_after(mut response: HttpResponse, error: &AppError) -> HttpResponse {
+    if let Some(seconds) = error.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The error as this request wants it: a fragment for htmx, else a page.

@@ -13,20 +13,15 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok\n")
 }
 
-/// The database answers and its schema is current: ready for traffic.
+/// Ready for traffic: the database answers within a short limit, accepts a
+/// write, and its schema is current (see `db::ready`). A pool busy with
+/// requests is not a reason to be taken out of service: the probe does not
+/// use the pool.
 async fn readyz(state: State) -> HttpResponse {
-    let verdict =
-        state.into_inner().blocking(|conn, _| crate::db::check_ready(conn)).await.map_err(|e| match e {
-            crate::state::BlockingError::Work(reason) => reason,
-            other => other.to_string(),
-        });
-    match verdict {
+    match state.probe.run().await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready\n"),
-        Err(reason) => {
-            tracing::warn!("not ready: {reason}");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain; charset=utf-8")
-                .body(format!("not ready: {reason}\n"))
-        }
+        Err(reason) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("not ready: {reason}\n")),
     }
 }

@@ -47,7 +47,9 @@ pub fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(error::method_not_allowed))
 }
 
-/// Runs blocking database work on the thread pool meant for it.
+/// Runs blocking database work on the thread pool meant for it, through
+/// the gate of [`AppState::blocking`]: a busy, unreachable, full or locked
+/// database comes back as the 503 `AppError` that says so.
 pub async fn db<T, F>(state: &State, work: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut DbConnection, &AppState) -> Result<T, AppError> + Send + 'static,

@@ -60,6 +60,7 @@ pub(super) async fn check(
             .await
             .map_err(|e| match e {
                 schedule::CheckError::Store(e) => AppError::from(e),
+                schedule::CheckError::Unavailable(why, detail) => AppError::unavailable(why, detail),
                 other => AppError::internal(other),
             })?;
     let wants_panel = req.headers().get("hx-target").is_some_and(|t| t.as_bytes() == b"check-panel");
