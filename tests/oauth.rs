@@ -72,6 +72,16 @@ fn location(page: &Page) -> String {
     page.header("location").unwrap_or_default().to_owned()
 }
 
+/// Where Connect's answer sends the browser: its page moves on by itself
+/// (a redirect would break the page's `form-action 'self'`).
+fn to_provider(page: &Page) -> String {
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let url = page.attr("#continue-to-provider", "href").expect("a link to the provider");
+    let refresh = page.attr("meta[http-equiv=refresh]", "content").expect("a refresh to the provider");
+    assert_eq!(refresh, format!("0;url={url}"));
+    url
+}
+
 /// Clicks Connect in the New Connection dialog; returns Plugboard's answer.
 async fn click_connect(app: &TestApp, name: &str, extra: &[(&str, &str)]) -> Page {
     let token = app.csrf().await;
@@ -92,10 +102,9 @@ async fn click_connect(app: &TestApp, name: &str, extra: &[(&str, &str)]) -> Pag
 /// Returns the callback's answer.
 async fn sign_in(w: &World, name: &str, extra: &[(&str, &str)]) -> Page {
     let started = click_connect(&w.app, name, extra).await;
-    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
-    let to_provider = location(&started);
-    assert!(to_provider.starts_with(&w.provider.authorize_url()), "{to_provider}");
-    let back = follow_to_provider(&to_provider).await;
+    let url = to_provider(&started);
+    assert!(url.starts_with(&w.provider.authorize_url()), "{url}");
+    let back = follow_to_provider(&url).await;
     assert_eq!(back.status(), StatusCode::FOUND, "the provider redirects back");
     let callback = back.headers()["location"].to_str().unwrap().to_owned();
     let path = callback.strip_prefix(&w.app.base).expect("back to Plugboard").to_owned();
@@ -148,6 +157,10 @@ async fn connect_signs_in_stores_tokens_and_is_active() {
         assert!(!list.body.contains(token.as_str()));
         assert!(!stored.parameters.contains(token.as_str()));
     }
+    assert!(
+        list.text_of(&format!("#connection-{} .token-state", ids[0])).starts_with("token expires"),
+        "the row shows the token's expiry"
+    );
     let edit = w.app.get(&format!("/connections/{}/edit", ids[0])).await;
     assert!(edit.text_of("#token-state").contains("access token expires"), "{}", edit.body);
     assert!(!edit.body.contains(CLIENT_SECRET));
@@ -214,7 +227,7 @@ async fn forged_replayed_expired_and_other_peoples_states_change_nothing() {
 
     // Another person's: a second browser signed in as someone else.
     let started = click_connect(&w.app, "Mine", &[]).await;
-    let back = follow_to_provider(&location(&started)).await;
+    let back = follow_to_provider(&to_provider(&started)).await;
     let callback = back.headers()["location"].to_str().unwrap().strip_prefix(&w.app.base).unwrap().to_owned();
     let other = w.app.client_as("other@plugboard.test", plugboard::accounts::Role::Member).await;
     let page = w.app.get_as(&other, &callback).await;
@@ -233,7 +246,7 @@ async fn forged_replayed_expired_and_other_peoples_states_change_nothing() {
 
     // Expired: an attempt older than ten minutes.
     let started = click_connect(&w.app, "Late", &[]).await;
-    let back = follow_to_provider(&location(&started)).await;
+    let back = follow_to_provider(&to_provider(&started)).await;
     let callback = back.headers()["location"].to_str().unwrap().strip_prefix(&w.app.base).unwrap().to_owned();
     {
         use diesel::prelude::*;
@@ -319,8 +332,7 @@ async fn a_revoked_refresh_token_needs_a_reconnect_which_keeps_the_connection() 
             &[("csrf_token", &token), ("environment", "development"), ("connection", &id.to_string())],
         )
         .await;
-    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
-    let back = follow_to_provider(&location(&started)).await;
+    let back = follow_to_provider(&to_provider(&started)).await;
     let callback = back.headers()["location"].to_str().unwrap().strip_prefix(&w.app.base).unwrap().to_owned();
     let done = w.app.get(&callback).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
@@ -399,8 +411,7 @@ async fn an_operators_oauth_app_means_only_connect() {
             ],
         )
         .await;
-    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
-    let back = follow_to_provider(&location(&started)).await;
+    let back = follow_to_provider(&to_provider(&started)).await;
     let callback = back.headers()["location"].to_str().unwrap().strip_prefix(&w.app.base).unwrap().to_owned();
     assert_eq!(w.app.get(&callback).await.status, StatusCode::SEE_OTHER);
     let id = w.app.connection_ids().await[0];

@@ -516,6 +516,8 @@ pub struct Overview {
     pub statuses: (i64, i64),
     pub component_counts: Vec<(String, i64)>,
     pub tag_counts: Vec<tag_store::TagCount>,
+    /// The OAuth2 tokens' state of the page's connections that have them.
+    pub tokens: HashMap<ConnectionId, super::tokens::TokenState>,
 }
 
 /// What the list page reads, in the queries it sends (`tests/query_plans.rs`
@@ -525,8 +527,11 @@ pub fn overview(
     environment: Environment,
     query: &ListQuery,
 ) -> Result<Overview, StoreError> {
+    let page = list(conn, environment, query)?;
+    let ids: Vec<ConnectionId> = page.connections.iter().map(|c| c.id).collect();
     Ok(Overview {
-        page: list(conn, environment, query)?,
+        tokens: super::tokens::states(conn, &ids)?,
+        page,
         statuses: status_counts(conn, environment)?,
         component_counts: component_counts(conn, environment)?,
         tag_counts: tag_store::counts(conn, environment)?,

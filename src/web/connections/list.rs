@@ -7,6 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::catalog::Component;
+use crate::connections::tokens::TokenState;
 use crate::connections::{Connection, ListPage, ListQuery, Sort, Status, store};
 use crate::environment::Environment;
 use crate::tags::TagCount;
@@ -202,6 +203,8 @@ impl<'a> ComponentRef<'a> {
 
 pub struct Row<'a> {
     pub connection: &'a Connection,
+    /// OAuth2 connections: when the access token expires, when refreshed.
+    pub token: Option<&'a TokenState>,
     pub component: ComponentRef<'a>,
     pub auth_label: &'a str,
 }
@@ -223,6 +226,19 @@ impl Row<'_> {
         } else {
             format!("{}; {}", status.reason, self.checked())
         }
+    }
+
+    /// "token expires 2026-12-01 14:00 UTC, refreshed 13:00 UTC".
+    pub fn token_summary(&self) -> Option<String> {
+        let token = self.token?;
+        let expires = match token.expires_at {
+            Some(at) => format!("token expires {} UTC", at.format("%Y-%m-%d %H:%M")),
+            None => "token does not expire".to_owned(),
+        };
+        Some(match token.refreshed_at {
+            Some(at) => format!("{expires}, refreshed {} UTC", at.format("%Y-%m-%d %H:%M")),
+            None => expires,
+        })
     }
 
     pub fn checked(&self) -> String {
@@ -312,6 +328,7 @@ pub(super) async fn index(
             let component = catalog.get(&connection.component);
             Row {
                 connection,
+                token: loaded.tokens.get(&connection.id),
                 component: ComponentRef::of(&connection.component, component),
                 auth_label: component
                     .and_then(|c| c.auth_method(&connection.auth_method))

@@ -237,7 +237,20 @@ async fn start(
         );
         return Ok(res);
     }
-    Ok(see_other(&location))
+    // Not a redirect: browsers hold a form's redirects to the page's
+    // `form-action 'self'`, which the provider is not. This page, the
+    // form's own answer, moves on by itself (and offers a link).
+    let page = Leaving { layout: ctx.layout("Signing in"), provider: &component.name, url: &location };
+    ctx.page(StatusCode::OK, &page)
+}
+
+/// The step between Connect and the provider.
+#[derive(Template)]
+#[template(path = "oauth_leaving.html")]
+struct Leaving<'a> {
+    layout: crate::web::context::Layout<'a>,
+    provider: &'a str,
+    url: &'a str,
 }
 
 #[derive(Debug, Deserialize)]
