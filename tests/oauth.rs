@@ -322,6 +322,8 @@ async fn a_revoked_refresh_token_needs_a_reconnect_which_keeps_the_connection() 
     let (badge, reason) = status_of(&w.app.get("/").await, id);
     assert_eq!(badge, "NOT ACTIVE");
     assert!(reason.starts_with("reconnect needed: the provider refused the refresh token"), "{reason}");
+    let list = w.app.get("/").await;
+    assert_eq!(list.count(&format!("#connection-{id} button.reconnect-row")), 1, "the row offers Reconnect");
 
     // Reconnect from the edit view: same id, name and tags, ACTIVE again.
     let token = w.app.csrf().await;

@@ -205,6 +205,8 @@ pub struct Row<'a> {
     pub connection: &'a Connection,
     /// OAuth2 connections: when the access token expires, when refreshed.
     pub token: Option<&'a TokenState>,
+    /// Signs in with OAuth2 (authorization code): it can be reconnected.
+    pub signs_in: bool,
     pub component: ComponentRef<'a>,
     pub auth_label: &'a str,
 }
@@ -239,6 +241,16 @@ impl Row<'_> {
             Some(at) => format!("{expires}, refreshed {} UTC", at.format("%Y-%m-%d %H:%M")),
             None => expires,
         })
+    }
+
+    /// An OAuth2 connection whose sign-in is missing or was refused: the
+    /// row offers Reconnect.
+    pub fn needs_sign_in(&self) -> bool {
+        let status = &self.connection.status;
+        self.signs_in
+            && !status.status.is_active()
+            && (status.reason.starts_with("reconnect needed")
+                || status.reason.starts_with("missing: no OAuth2 sign-in"))
     }
 
     pub fn checked(&self) -> String {
@@ -329,6 +341,9 @@ pub(super) async fn index(
             Row {
                 connection,
                 token: loaded.tokens.get(&connection.id),
+                signs_in: component.and_then(|c| c.auth_method(&connection.auth_method)).is_some_and(|m| {
+                    matches!(m.kind, crate::catalog::AuthKind::Oauth2AuthorizationCode { .. })
+                }),
                 component: ComponentRef::of(&connection.component, component),
                 auth_label: component
                     .and_then(|c| c.auth_method(&connection.auth_method))
