@@ -75,15 +75,16 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::with_data_dir(data_dir.path());
     let postgres = std::env::var("PLUGBOARD_TEST_POSTGRES").ok().filter(|s| !s.is_empty()).map(|server| {
         let name = format!("plugboard_test_{}", random_hex(6));
-        let mut admin = plugboard::db::establish(&format!("{}/postgres", server.trim_end_matches('/')))
-            .expect("connect to PLUGBOARD_TEST_POSTGRES");
+        let mut admin =
+            plugboard::db::establish(&format!("{}/postgres{NO_TLS}", server.trim_end_matches('/')))
+                .expect("connect to PLUGBOARD_TEST_POSTGRES");
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .expect("create test database");
         (server.trim_end_matches('/').to_owned(), name)
     });
     if let Some((server, name)) = &postgres {
-        settings.database_url = Some(format!("{server}/{name}"));
+        settings.database_url = Some(format!("{server}/{name}{NO_TLS}"));
     }
     configure(&mut settings);
     let database_url = settings.database_url();
@@ -124,6 +125,11 @@ pub async fn spawn_sibling(first: &TestApp, configure: impl FnOnce(&mut Settings
     app
 }
 
+/// The test server is on loopback: TLS would add nothing but OpenSSL's
+/// exit-time clean-up racing the test's still-running threads (seen as a
+/// "double free" abort after all tests had passed).
+const NO_TLS: &str = "?sslmode=disable";
+
 pub async fn spawn() -> TestApp {
     spawn_with(|_| {}).await
 }
@@ -153,7 +159,7 @@ pub fn random_hex(bytes: usize) -> String {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some((server, name)) = &self.postgres {
-            if let Ok(mut admin) = plugboard::db::establish(&format!("{server}/postgres")) {
+            if let Ok(mut admin) = plugboard::db::establish(&format!("{server}/postgres{NO_TLS}")) {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut admin);
             }
