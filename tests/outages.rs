@@ -160,7 +160,11 @@ async fn a_burst_against_a_held_pool_waits_as_futures_not_threads() {
     );
     assert_eq!(busy, BURST, "every request is told the pool is busy");
     assert!(slowest < QUICKLY + QUICKLY, "the slowest waited {slowest:?}");
-    assert!(peak <= before + 4, "threads grew from {before} to {peak} during the burst");
+    // A thread parked per waiting request would add about BURST threads
+    // (tokio grows its blocking pool to 512). What may appear is fixed in
+    // number, whatever the burst: a blocking thread per server worker and
+    // the client's, which differ from one machine to the next.
+    assert!(peak <= before + 16, "threads grew from {before} to {peak} during a burst of {BURST}");
 
     drop(held);
     assert_eq!(app.get("/").await.status, StatusCode::OK);
