@@ -460,10 +460,13 @@ async fn provider_quirks_come_from_the_catalog() {
         default_config().with_token_field("instance_url", serde_json::json!("https://eu12.example.test"));
     config.scope_separator = oauth_provider::ScopeSeparator::Comma;
     config.clients[0].auth = oauth_provider::ClientAuth::Body;
+    config.extra_callback_params =
+        vec![("realmId".into(), "4620816365".into()), ("unasked".into(), "dropped".into())];
     let extra = r#"scope_separator = ","
 token_auth = "body"
 authorize_params = { access_type = "offline", prompt = "consent" }
-token_fields = { instance_url = "/instance_url" }"#;
+token_fields = { instance_url = "/instance_url" }
+callback_params = ["realmId"]"#;
     let w = world(config, extra).await;
     let done = sign_in(&w, "Quirky", &[("scope", "write")]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
@@ -477,6 +480,75 @@ token_fields = { instance_url = "/instance_url" }"#;
     let id = w.app.connection_ids().await[0];
     let parameters = w.app.stored(id).unwrap().parameters;
     assert!(parameters.contains("\"instance_url\":\"https://eu12.example.test\""), "{parameters}");
+    assert!(
+        parameters.contains("\"realmId\":\"4620816365\""),
+        "the callback's realmId is kept: {parameters}"
+    );
+    assert!(!parameters.contains("unasked"), "only the values the catalog names are kept: {parameters}");
     let (badge, reason) = status_of(&w.app.get("/").await, id);
     assert_eq!(badge, "ACTIVE", "{reason}");
+}
+
+/// A client-credentials connection (RFC 6749 4.4) keeps the token its check
+/// was issued, sealed beside the sign-in tokens, and renews it ahead of
+/// expiry with the same job and lease; a client the provider stops
+/// accepting turns NOT ACTIVE with the provider's words.
+#[actix_web::test]
+async fn client_credentials_share_the_token_storage_and_renewal() {
+    let provider = Provider::start(default_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[machine]\nname = \"Machine API\"\ncategory = \"Testing\"\nbase_url = \"{base}\"\n\n\
+             [machine.auth.client]\nkind = \"oauth2_client_credentials\"\ntoken_url = \"{token}\"\n\
+             scopes = [\"read\"]\ntoken_auth = \"body\"\n",
+            base = provider.base_url(),
+            token = provider.token_url(),
+        ),
+    )
+    .unwrap();
+    let app = common::spawn_with(|s| s.catalog = Some(path.clone())).await;
+    let id = app
+        .create("machine", "Nightly export", &[("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .await;
+    let (badge, reason) = status_of(&app.get("/").await, id);
+    assert_eq!(badge, "ACTIVE", "{reason}");
+    assert_eq!(provider.client_credentials_grants(), 1);
+    let asked = provider.last_token_request().unwrap();
+    assert!(asked.basic_credentials().is_none(), "the catalog asked for the client in the body");
+    assert_eq!(asked.form_value("scope"), Some("read"));
+
+    // Stored sealed, with its expiry: the row says when it runs out.
+    let issued = provider.valid_access_tokens();
+    assert_eq!(issued.len(), 1);
+    let sealed: Vec<Vec<u8>> = {
+        use diesel::prelude::*;
+        use plugboard::db::schema::connection_tokens;
+        connection_tokens::table.select(connection_tokens::sealed).load(&mut app.db()).unwrap()
+    };
+    assert_eq!(sealed.len(), 1, "the check's token is kept");
+    let token = issued[0].as_bytes();
+    assert!(!sealed[0].windows(token.len()).any(|w| w == token), "the token is sealed");
+    let page = app.get("/").await;
+    assert!(page.text_of(&format!("#connection-{id} .token-state")).contains("expires"), "{}", page.body);
+
+    // Renewed by the token job, not by a person: the edit version stays.
+    let version = app.stored(id).unwrap().version;
+    make_due(&app, id);
+    plugboard::jobs::run_refreshes(&app.state, "test", 2).await.unwrap();
+    assert_eq!(provider.client_credentials_grants(), 2);
+    assert_eq!(provider.refreshes(), 0, "there is no refresh token to use");
+    assert_eq!(app.stored(id).unwrap().version, version);
+    let actions: Vec<String> = app.audit_rows().into_iter().map(|r| r.action).collect();
+    assert!(actions.contains(&"token_refresh".to_owned()), "{actions:?}");
+
+    // The provider stops accepting the client: NOT ACTIVE, and why.
+    provider.configure(|c| c.clients[0].secret = "rotated-by-the-provider".into());
+    make_due(&app, id);
+    plugboard::jobs::run_refreshes(&app.state, "test", 2).await.unwrap();
+    let (badge, reason) = status_of(&app.get("/").await, id);
+    assert_eq!(badge, "NOT ACTIVE");
+    assert_eq!(reason, "rejected by the service: HTTP 401 (invalid_client)");
 }

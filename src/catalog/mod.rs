@@ -7,6 +7,7 @@
 
 mod load;
 mod model;
+pub mod template;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ pub use load::{CatalogError, IconSource};
 pub use model::{
     AuthKind, AuthMethod, ClientAuth, Component, Field, JsonExpectation, OAuth2Flow, Pattern, TestRequest,
 };
+pub use template::url as fill_url;
 
 /// Every known component, sorted by display name.
 #[derive(Debug)]

@@ -32,6 +32,16 @@ impl Component {
         self.auth_methods.iter().find(|m| m.key == key)
     }
 
+    /// How a person knows the value `key`: its field's or setting's label,
+    /// in any of the component's methods; the key itself otherwise.
+    pub fn label_of<'a>(&'a self, key: &'a str) -> &'a str {
+        self.settings
+            .iter()
+            .chain(self.auth_methods.iter().flat_map(|m| &m.fields))
+            .find(|f| f.key == key)
+            .map_or(key, |f| f.label.as_str())
+    }
+
     /// The letter shown when the component has no icon.
     pub fn initial(&self) -> char {
         self.name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_ascii_uppercase()).unwrap_or('?')
@@ -124,6 +134,9 @@ pub enum AuthKind {
         token_url: String,
         #[serde(default)]
         scopes: Vec<String>,
+        /// How the client proves itself to the token endpoint.
+        #[serde(default)]
+        token_auth: ClientAuth,
     },
     /// AWS Signature Version 4 over the named service (`s3`, `sts`, ...).
     AwsSigv4 {
@@ -455,7 +468,7 @@ impl<'de> Deserialize<'de> for AuthMethodDef {
         let allowed: &[&str] = match kind_name.as_str() {
             "api_key" => &["header", "prefix", "query"],
             "oauth2_authorization_code" => OAUTH2_AUTHORIZATION_CODE_KEYS,
-            "oauth2_client_credentials" => &["token_url", "scopes"],
+            "oauth2_client_credentials" => &["token_url", "scopes", "token_auth"],
             "aws_sigv4" => &["service"],
             "custom" => &["headers", "query"],
             _ => &[],

@@ -60,6 +60,24 @@ impl Outcome {
         }
     }
 
+    /// A token request that gave no token, as a check result: the
+    /// provider's refusal with its code, or why there was no answer.
+    pub fn from_token_error(error: &crate::oauth::TokenError, secrets: &[&str]) -> Outcome {
+        match (error.refusal(), error) {
+            (Some((status, code)), _) => Outcome::Rejected { status, code: Some(code) },
+            (None, crate::oauth::TokenError::Unreachable(e)) => Outcome::from_outbound(e, secrets),
+            (None, crate::oauth::TokenError::Unreadable { status, json }) => {
+                let status = status.map_or_else(|| "an answer".to_owned(), |s| format!("HTTP {s}"));
+                Outcome::Unexpected(if *json {
+                    format!("{status}, but no access_token in the answer")
+                } else {
+                    format!("{status}, but the body is not JSON")
+                })
+            }
+            (None, _) => Outcome::Unexpected("the token endpoint's answer could not be read".into()),
+        }
+    }
+
     /// A request that got no usable answer, as a check result.
     fn from_outbound(error: &OutboundError, secrets: &[&str]) -> Outcome {
         let words = error.to_string();
@@ -121,78 +139,93 @@ impl Checker {
         component: &Component,
         connection: &Connection,
         secrets: &BTreeMap<String, SecretString>,
-    ) -> Outcome {
+    ) -> Proof {
         let Some(method) = component.auth_method(&connection.auth_method) else {
-            return Outcome::Missing(format!(
+            return Proof::of(Outcome::Missing(format!(
                 "the authorization method `{}` is no longer in the catalog",
                 connection.auth_method
-            ));
+            )));
         };
         let values = Values { parameters: &connection.parameters, secrets };
         let plan = match request::plan(component, method, &values) {
             Ok(plan) => plan,
-            Err(outcome) => return outcome,
+            Err(outcome) => return Proof::of(outcome),
         };
         let secret_values: Vec<&str> = values.secret_values().collect();
-        let (request, expect) = match self.prepare(plan) {
-            Ok(prepared) => prepared,
-            Err(outcome) => return outcome,
-        };
-        match self.outbound.send(request).await {
-            Ok(answer) => match expect {
-                Some(test) => evaluate(&answer, test, &secret_values),
-                None => token_outcome(&answer, &secret_values),
-            },
-            Err(error) => Outcome::from_outbound(&error, &secret_values),
-        }
-    }
-
-    /// The request a plan describes, and the test expectation its answer
-    /// is judged by (`None`: a token request).
-    fn prepare<'a>(&self, plan: Plan<'a>) -> Result<(Request, Option<&'a TestRequest>), Outcome> {
-        match plan {
-            Plan::ClientCredentials { token_url, client_id, client_secret, scopes } => {
-                let mut form = vec![("grant_type", "client_credentials")];
-                if !scopes.is_empty() {
-                    form.push(("scope", scopes.as_str()));
-                }
-                let request = Request::post(token_url)
-                    .basic_auth(&client_id, &client_secret)
-                    .header("Accept", "application/json")
-                    .form(&form);
-                Ok((request, None))
+        let (method, url, headers, body, signing, expect) = match plan {
+            Plan::ClientCredentials { endpoint, app } => {
+                return match crate::oauth::client_credentials(&self.outbound, &endpoint, &app).await {
+                    Ok(grant) => Proof {
+                        outcome: Outcome::Active("token issued by the OAuth2 server".to_owned()),
+                        issued: Some(grant),
+                    },
+                    Err(error) => Proof::of(Outcome::from_token_error(&error, &secret_values)),
+                };
             }
             Plan::Test { method, url, headers, body, signing, expect } => {
-                let mut request = Request::new(method, url);
-                for (name, value, secret) in &headers {
-                    request = request.header_marked(name, value, *secret);
+                (method, url, headers, body, signing, expect)
+            }
+        };
+        let request = match self.prepare(method, url, &headers, body, &signing) {
+            Ok(request) => request,
+            Err(outcome) => return Proof::of(outcome),
+        };
+        Proof::of(match self.outbound.send(request).await {
+            Ok(answer) => evaluate(&answer, expect, &secret_values),
+            Err(error) => Outcome::from_outbound(&error, &secret_values),
+        })
+    }
+
+    /// The test request, its credential placed or signed.
+    fn prepare(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        headers: &[(String, String, bool)],
+        body: Option<String>,
+        signing: &Signing,
+    ) -> Result<Request, Outcome> {
+        let mut request = Request::new(method, url);
+        for (name, value, secret) in headers {
+            request = request.header_marked(name, value, *secret);
+        }
+        match signing {
+            Signing::None => {}
+            Signing::Basic { username, password } => request = request.basic_auth(username, password),
+            Signing::AwsSigv4 { access_key_id, secret_access_key, region, service } => {
+                let signed = sigv4_headers(
+                    request.method().as_str(),
+                    request.url().as_str(),
+                    headers,
+                    body.as_deref().unwrap_or_default().as_bytes(),
+                    (access_key_id, secret_access_key.expose_secret()),
+                    region,
+                    service,
+                    self.clock.unwrap_or_else(SystemTime::now),
+                )
+                .map_err(Outcome::Unexpected)?;
+                for (name, value) in &signed {
+                    request = request.header(name, value);
                 }
-                match &signing {
-                    Signing::None => {}
-                    Signing::Basic { username, password } => request = request.basic_auth(username, password),
-                    Signing::AwsSigv4 { access_key_id, secret_access_key, region, service } => {
-                        let signed = sigv4_headers(
-                            request.method().as_str(),
-                            request.url().as_str(),
-                            &headers,
-                            body.as_deref().unwrap_or_default().as_bytes(),
-                            (access_key_id, secret_access_key.expose_secret()),
-                            region,
-                            service,
-                            self.clock.unwrap_or_else(SystemTime::now),
-                        )
-                        .map_err(Outcome::Unexpected)?;
-                        for (name, value) in &signed {
-                            request = request.header(name, value);
-                        }
-                    }
-                }
-                if let Some(body) = body {
-                    request = request.body(body);
-                }
-                Ok((request, Some(expect)))
             }
         }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        Ok(request)
+    }
+}
+
+/// What a check found, and the access token it was issued on the way (a
+/// client-credentials check), to be stored like any OAuth2 token.
+pub struct Proof {
+    pub outcome: Outcome,
+    pub issued: Option<crate::oauth::Grant>,
+}
+
+impl Proof {
+    fn of(outcome: Outcome) -> Proof {
+        Proof { outcome, issued: None }
     }
 }
 
@@ -287,21 +320,6 @@ fn evaluate(answer: &Answer, expect: &TestRequest, secrets: &[&str]) -> Outcome 
         }
     }
     Outcome::Active(format!("credentials accepted (HTTP {status})"))
-}
-
-fn token_outcome(answer: &Answer, secrets: &[&str]) -> Outcome {
-    let status = answer.status.as_u16();
-    let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
-    let code = json.as_ref().and_then(|j| error_code(j, None, secrets));
-    match (status, &json) {
-        (200, Some(j)) if j.get("access_token").is_some_and(|t| t.is_string()) => {
-            Outcome::Active("token issued by the OAuth2 server".to_owned())
-        }
-        (200, Some(_)) => Outcome::Unexpected("HTTP 200, but no access_token in the answer".into()),
-        (200, None) => Outcome::Unexpected("HTTP 200, but the body is not JSON".into()),
-        (400 | 401 | 403, _) => Outcome::Rejected { status: Some(status), code },
-        _ => Outcome::Unexpected(format!("HTTP {status} from the token endpoint")),
-    }
 }
 
 /// The service's own error code, where it gives a short one. Never a secret.

@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::Outcome;
+use crate::catalog::template::{self, Placing};
 use crate::catalog::{AuthKind, AuthMethod, Component, TestRequest};
+use crate::oauth::{App, TokenEndpoint};
 
 /// A connection's values: settings and plain fields, then secrets.
 pub struct Values<'a> {
@@ -52,28 +54,14 @@ pub enum Plan<'a> {
         expect: &'a TestRequest,
     },
     /// OAuth2 client credentials: a token issued proves the client.
-    ClientCredentials { token_url: Url, client_id: String, client_secret: SecretString, scopes: String },
+    ClientCredentials { endpoint: TokenEndpoint, app: App },
 }
 
 /// Fills `{key}` placeholders. A missing value is reported by its field's
 /// label, for a reason a person can act on.
 fn fill(template: &str, values: &Values, label_of: &dyn Fn(&str) -> String) -> Result<String, Outcome> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let key = &rest[start + 1..start + end];
-        let value =
-            values.get(key).ok_or_else(|| Outcome::Missing(format!("{} is not set", label_of(key))))?;
-        out.push_str(value);
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    template::fill(template, |key| values.get(key), Placing::Verbatim)
+        .map_err(|key| Outcome::Missing(format!("{} is not set", label_of(&key))))
 }
 
 /// Only the form of the URL: which schemes and addresses may be reached is
@@ -119,14 +107,14 @@ pub fn plan<'a>(
     // Where the credential goes, read first: a client-credentials method
     // is proven by its token endpoint and needs no test request.
     let credential = match &method.kind {
-        AuthKind::Oauth2ClientCredentials { token_url, scopes } => {
-            let token_url = parse_url(&fill(token_url, values, &label_of)?)?;
-            return Ok(Plan::ClientCredentials {
-                token_url,
+        AuthKind::Oauth2ClientCredentials { token_url, scopes, token_auth } => {
+            let endpoint = TokenEndpoint::new(component, token_url, scopes, *token_auth, values.parameters)
+                .map_err(Outcome::Missing)?;
+            let app = App {
                 client_id: get("client_id")?,
                 client_secret: SecretString::from(get("client_secret")?),
-                scopes: scopes.join(" "),
-            });
+            };
+            return Ok(Plan::ClientCredentials { endpoint, app });
         }
         AuthKind::Oauth2AuthorizationCode { .. } => match values.get("access_token") {
             Some(token) => Credential::Header("Authorization".into(), format!("Bearer {token}")),

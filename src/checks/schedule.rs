@@ -10,6 +10,7 @@ use chrono::{NaiveDateTime, TimeDelta, Utc};
 use super::Outcome;
 use crate::accounts::User;
 use crate::audit::Actor;
+use crate::connections::tokens::{Lifetime, Tokens};
 use crate::connections::{ConnectionId, Status, StatusReport, StoreError, operations, store};
 use crate::environment::Environment;
 use crate::state::{AppState, BlockingError};
@@ -93,13 +94,23 @@ pub async fn check_now(
             }
             Err(e) => return Err(e.into()),
         };
-    let outcome = match state.catalog.get(&connection.component) {
+    let super::Proof { outcome, issued } = match state.catalog.get(&connection.component) {
         Some(component) => state.checker.check(component, &connection, &secrets).await,
-        None => {
-            Outcome::Missing(format!("the component `{}` is no longer in the catalog", connection.component))
-        }
+        None => super::Proof {
+            outcome: Outcome::Missing(format!(
+                "the component `{}` is no longer in the catalog",
+                connection.component
+            )),
+            issued: None,
+        },
     };
     drop(secrets);
+    // A client-credentials check was issued a token: kept like a sign-in's,
+    // renewed ahead of expiry by the token job.
+    let issued = issued.map(|grant| {
+        let lifetime = grant.lifetime(Utc::now().naive_utc(), None, true);
+        (grant.tokens, lifetime)
+    });
     let checked = Checked {
         environment,
         id,
@@ -113,6 +124,7 @@ pub async fn check_now(
         unreachable: outcome.is_unreachable(),
         trigger,
         started,
+        issued,
     };
     record(state, checked, who).await
 }
@@ -130,6 +142,8 @@ pub struct Checked {
     pub unreachable: bool,
     pub trigger: Trigger,
     pub started: Instant,
+    /// A token the check was issued, to be stored with its result.
+    pub issued: Option<(Tokens, Lifetime)>,
 }
 
 impl Checked {
@@ -158,6 +172,7 @@ impl Checked {
             unreachable: false,
             trigger,
             started,
+            issued: None,
         }
     }
 }
@@ -171,7 +186,8 @@ pub async fn record(
     who: Option<&User>,
 ) -> Result<StatusReport, CheckError> {
     // The name is the operation's to read, inside its transaction.
-    let Checked { environment, id, version, name: _, report, unreachable, trigger, started } = checked;
+    let Checked { environment, id, version, name: _, report, unreachable, trigger, started, issued } =
+        checked;
     let now = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
     let failures = if unreachable { connection_failures(state, environment, id).await + 1 } else { 0 };
     let next = next_check(now, state.check_interval, unreachable, failures);
@@ -180,7 +196,7 @@ pub async fn record(
     let stored = report.clone();
     let who = who.cloned();
     state
-        .blocking(move |conn, _| {
+        .blocking(move |conn, s| {
             let actor = who.as_ref().map_or(Actor::System, Actor::Person);
             let result = operations::CheckResult {
                 checked_version,
@@ -189,8 +205,9 @@ pub async fn record(
                 duration_ms,
                 unreachable,
                 next_check_at: next,
+                issued: issued.as_ref().map(|(tokens, lifetime)| (tokens, lifetime)),
             };
-            operations::record_check(conn, &actor, environment, id, &result)
+            operations::record_check(conn, &s.keyring, &actor, environment, id, &result)
         })
         .await?;
     tracing::info!(connection = %id, environment = %environment.as_str(), trigger = trigger.as_str(),

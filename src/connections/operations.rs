@@ -185,6 +185,9 @@ pub struct CheckResult<'a> {
     pub duration_ms: i32,
     pub unreachable: bool,
     pub next_check_at: NaiveDateTime,
+    /// A token the check was issued (client credentials): stored with the
+    /// result, while the checked credentials are still the current ones.
+    pub issued: Option<(&'a Tokens, &'a Lifetime)>,
 }
 
 /// Records a check: its history row, the connection's status (only if the
@@ -192,6 +195,7 @@ pub struct CheckResult<'a> {
 /// Returns whether the status changed.
 pub fn record_check(
     conn: &mut DbConnection,
+    keyring: &Keyring,
     actor: &Actor,
     environment: Environment,
     id: ConnectionId,
@@ -209,7 +213,13 @@ pub fn record_check(
             result.unreachable,
             result.next_check_at,
         )?;
-        let name = store::get(conn, environment, id)?.name;
+        let connection = store::get(conn, environment, id)?;
+        if let Some((tokens, lifetime)) = result.issued
+            && connection.version == result.checked_version
+        {
+            tokens::put(conn, keyring, environment, id, &connection.component, tokens, lifetime)?;
+        }
+        let name = connection.name;
         audit::record(conn, Event {
             actor: *actor,
             action: Action::ConnectionCheck,

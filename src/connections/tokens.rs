@@ -237,8 +237,9 @@ pub fn due(
 ) -> QueryResult<Vec<(Environment, ConnectionId)>> {
     let rows: Vec<(String, i64)> = connection_tokens::table
         .inner_join(connections::table)
+        // Only renewable tokens have a due time: a refresh token, or a
+        // client-credentials grant that renews itself.
         .filter(connection_tokens::refresh_due_at.le(now))
-        .filter(connection_tokens::has_refresh_token.eq(true))
         .order(connection_tokens::refresh_due_at.asc())
         .limit(limit)
         .select((connections::environment, connections::id))

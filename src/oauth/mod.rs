@@ -29,8 +29,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::catalog::{AuthKind, AuthMethod, ClientAuth, Component};
-use crate::connections::tokens::Tokens;
+use crate::catalog::{AuthKind, AuthMethod, ClientAuth, Component, fill_url};
+use crate::connections::tokens::{Lifetime, Tokens};
 use crate::outbound::{Outbound, OutboundError, Request};
 
 /// How long a Connect may take between the click and the callback.
@@ -69,84 +69,41 @@ impl Provider {
         method: &AuthMethod,
         settings: &BTreeMap<String, String>,
     ) -> Result<Provider, String> {
-        let AuthKind::Oauth2AuthorizationCode {
-            authorization_url,
-            token_url,
-            scopes,
-            optional_scopes,
-            scope_separator,
-            authorize_params,
-            token_auth,
-            refresh_auth,
-            pkce,
-            access_token_pointer,
-            token_fields,
-            callback_params,
-            issuer,
-            refresh_margin_secs,
-            ..
-        } = &method.kind
-        else {
-            return Err(format!("{} does not sign in with OAuth2", component.name));
-        };
-        let url = |template: &str, what: &str| -> Result<Url, String> {
-            let filled = fill(template, settings, component)?;
-            Url::parse(&filled).map_err(|_| format!("the {what} `{filled}` is not a valid URL"))
-        };
+        let flow =
+            method.oauth2_flow().ok_or_else(|| format!("{} does not sign in with OAuth2", component.name))?;
+        let url = |template: &str, what: &str| fill_url(template, settings, component, what);
         Ok(Provider {
-            authorization_url: url(authorization_url, "authorization URL")?,
-            token_url: url(token_url, "token URL")?,
-            scopes: scopes.clone(),
-            optional_scopes: optional_scopes.clone(),
-            scope_separator: scope_separator.clone(),
-            authorize_params: authorize_params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            token_auth: *token_auth,
-            refresh_auth: refresh_auth.unwrap_or(*token_auth),
-            pkce: *pkce,
-            access_token_pointer: access_token_pointer.clone(),
-            token_fields: token_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            callback_params: callback_params.clone(),
-            issuer: issuer.clone(),
-            refresh_margin: refresh_margin_secs.map(Duration::from_secs),
+            authorization_url: url(flow.authorization_url, "authorization URL")?,
+            token_url: url(flow.token_url, "token URL")?,
+            scopes: flow.scopes.to_vec(),
+            optional_scopes: flow.optional_scopes.to_vec(),
+            scope_separator: flow.scope_separator.to_owned(),
+            authorize_params: flow.authorize_params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            token_auth: flow.token_auth,
+            refresh_auth: flow.refresh_auth(),
+            pkce: flow.pkce,
+            access_token_pointer: flow.access_token_pointer.to_owned(),
+            token_fields: flow.token_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            callback_params: flow.callback_params.to_vec(),
+            issuer: flow.issuer.map(str::to_owned),
+            refresh_margin: flow.refresh_margin_secs.map(Duration::from_secs),
         })
     }
 
     /// When to refresh a token that expires at `expires_at`, obtained at
-    /// `now`: the provider's margin before expiry, by default the smaller of
-    /// five minutes and half the token's lifetime.
+    /// `now`: see [`refresh_due`].
     pub fn refresh_due(&self, now: NaiveDateTime, expires_at: NaiveDateTime) -> NaiveDateTime {
-        let lifetime = (expires_at - now).to_std().unwrap_or_default();
-        let margin = self.refresh_margin.unwrap_or_else(|| (lifetime / 2).min(Duration::from_secs(300)));
-        expires_at - TimeDelta::from_std(margin).unwrap_or_default()
+        refresh_due(now, expires_at, self.refresh_margin)
     }
 }
 
-/// `{key}` placeholders filled from the connection's settings.
-fn fill(
-    template: &str,
-    settings: &BTreeMap<String, String>,
-    component: &Component,
-) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let key = &rest[start + 1..start + end];
-        let value = settings.get(key).filter(|v| !v.is_empty()).ok_or_else(|| {
-            let label = component.settings.iter().find(|f| f.key == key).map_or(key, |f| f.label.as_str());
-            format!("{label} is needed before signing in")
-        })?;
-        // A setting lands inside a URL: it may not change where the URL goes.
-        let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-        out.push_str(&encoded);
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+/// When to renew a token obtained at `now` that expires at `expires_at`:
+/// `margin` before expiry, by default the smaller of five minutes and half
+/// the token's lifetime.
+pub fn refresh_due(now: NaiveDateTime, expires_at: NaiveDateTime, margin: Option<Duration>) -> NaiveDateTime {
+    let lifetime = (expires_at - now).to_std().unwrap_or_default();
+    let margin = margin.unwrap_or_else(|| (lifetime / 2).min(Duration::from_secs(300)));
+    expires_at - TimeDelta::from_std(margin).unwrap_or_default()
 }
 
 /// The OAuth app a connection signs in with.
@@ -303,30 +260,77 @@ pub struct Grant {
     pub fields: BTreeMap<String, String>,
 }
 
+impl Grant {
+    /// When these tokens expire, and when to renew them: `margin` before
+    /// expiry (see [`refresh_due`]), if `renewable` (there is a refresh
+    /// token, or the client's own credentials get new tokens).
+    pub fn lifetime(&self, now: NaiveDateTime, margin: Option<Duration>, renewable: bool) -> Lifetime {
+        let expires_at = self.expires_in.and_then(|d| TimeDelta::from_std(d).ok()).map(|d| now + d);
+        Lifetime {
+            now,
+            expires_at,
+            refresh_due_at: expires_at.filter(|_| renewable).map(|e| refresh_due(now, e, margin)),
+        }
+    }
+}
+
 /// Why a token request did not give tokens, in words for a status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// The provider refused the code or refresh token for good
     /// (`invalid_grant`): only signing in again helps.
     #[error("the provider refused the {what} (invalid_grant)")]
-    InvalidGrant { what: &'static str },
+    InvalidGrant { what: &'static str, status: Option<u16> },
     /// The client id or secret is wrong.
     #[error("the provider refused the client id or secret (invalid_client)")]
-    InvalidClient,
+    InvalidClient { status: Option<u16> },
     /// Another error the provider named.
     #[error("the provider answered {code}")]
-    Refused { code: String },
+    Refused { code: String, status: Option<u16> },
     /// No usable answer: worth trying again later.
     #[error("{0}")]
     Unreachable(OutboundError),
     #[error("the provider's answer could not be read as tokens")]
-    Unreadable,
+    Unreadable { status: Option<u16>, json: bool },
 }
 
 impl TokenError {
     /// Trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, TokenError::Unreachable(_))
+    }
+
+    /// The provider's error code and the HTTP status it came with, for a
+    /// refusal by the provider (`None` when there was no usable answer).
+    pub fn refusal(&self) -> Option<(Option<u16>, String)> {
+        match self {
+            TokenError::InvalidGrant { status, .. } => Some((*status, "invalid_grant".to_owned())),
+            TokenError::InvalidClient { status } => Some((*status, "invalid_client".to_owned())),
+            TokenError::Refused { code, status } => Some((*status, code.clone())),
+            TokenError::Unreachable(_) | TokenError::Unreadable { .. } => None,
+        }
+    }
+}
+
+/// The HTTP status of the token endpoint's answer, as `send` saw it: the
+/// `oauth2` crate parses an error answer without keeping its status, and a
+/// status line is clearer with it ("HTTP 401 (invalid_client)").
+#[derive(Clone, Default)]
+struct SeenStatus(std::sync::Arc<(std::sync::atomic::AtomicU16, std::sync::atomic::AtomicBool)>);
+
+impl SeenStatus {
+    fn set(&self, status: u16, json: bool) {
+        self.0.0.store(status, std::sync::atomic::Ordering::Relaxed);
+        self.0.1.store(json, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<u16> {
+        Some(self.0.0.load(std::sync::atomic::Ordering::Relaxed)).filter(|s| *s != 0)
+    }
+
+    /// Whether the answer's body was JSON at all.
+    fn json(&self) -> bool {
+        self.0.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -346,8 +350,10 @@ pub async fn exchange_code(
     if let Some(verifier) = pkce_verifier {
         request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
     }
-    let http = |request: oauth2::HttpRequest| send(outbound.clone(), request);
-    let answer = request.request_async(&http).await.map_err(|e| token_error(e, "authorization code"))?;
+    let seen = SeenStatus::default();
+    let http = |request: oauth2::HttpRequest| send(outbound.clone(), request, seen.clone());
+    let answer =
+        request.request_async(&http).await.map_err(|e| token_error(e, "authorization code", &seen))?;
     grant(provider, answer, None)
 }
 
@@ -361,13 +367,73 @@ pub async fn refresh(
 ) -> Result<Grant, TokenError> {
     let client = client(provider, app, provider.refresh_auth);
     let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-    let http = |request: oauth2::HttpRequest| send(outbound.clone(), request);
+    let seen = SeenStatus::default();
+    let http = |request: oauth2::HttpRequest| send(outbound.clone(), request, seen.clone());
     let answer = client
         .exchange_refresh_token(&token)
         .request_async(&http)
         .await
-        .map_err(|e| token_error(e, "refresh token"))?;
+        .map_err(|e| token_error(e, "refresh token", &seen))?;
     grant(provider, answer, Some(refresh_token))
+}
+
+/// A client-credentials method's token endpoint (RFC 6749 section 4.4),
+/// its URL filled from the connection's settings.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    pub token_url: Url,
+    pub scopes: Vec<String>,
+    pub token_auth: ClientAuth,
+}
+
+impl TokenEndpoint {
+    /// The endpoint of a client-credentials method; `None` for any other
+    /// kind, `Err` when a setting its URL needs is missing.
+    pub fn of(
+        component: &Component,
+        method: &AuthMethod,
+        settings: &BTreeMap<String, String>,
+    ) -> Option<Result<TokenEndpoint, String>> {
+        let AuthKind::Oauth2ClientCredentials { token_url, scopes, token_auth } = &method.kind else {
+            return None;
+        };
+        Some(TokenEndpoint::new(component, token_url, scopes, *token_auth, settings))
+    }
+
+    /// The endpoint a method's `token_url` template names, filled.
+    pub fn new(
+        component: &Component,
+        token_url: &str,
+        scopes: &[String],
+        token_auth: ClientAuth,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<TokenEndpoint, String> {
+        let token_url = fill_url(token_url, settings, component, "token URL")?;
+        Ok(TokenEndpoint { token_url, scopes: scopes.to_vec(), token_auth })
+    }
+}
+
+/// Asks for an access token with the client's own credentials: what
+/// proves a client-credentials connection, and what renews its token.
+pub async fn client_credentials(
+    outbound: &Outbound,
+    endpoint: &TokenEndpoint,
+    app: &App,
+) -> Result<Grant, TokenError> {
+    let client = oauth2::Client::new(ClientId::new(app.client_id.clone()))
+        .set_client_secret(ClientSecret::new(app.client_secret.expose_secret().to_owned()))
+        .set_token_uri(TokenUrl::from_url(endpoint.token_url.clone()))
+        .set_auth_type(auth_type(endpoint.token_auth));
+    let client: Client<EndpointNotSet, EndpointSet> = client;
+    let mut request = client.exchange_client_credentials();
+    if !endpoint.scopes.is_empty() {
+        request = request.add_scope(Scope::new(endpoint.scopes.join(" ")));
+    }
+    let seen = SeenStatus::default();
+    let http = |request: oauth2::HttpRequest| send(outbound.clone(), request, seen.clone());
+    let answer =
+        request.request_async(&http).await.map_err(|e| token_error(e, "client credentials", &seen))?;
+    grant_with("/access_token", &[], answer, None)
 }
 
 fn grant(
@@ -375,11 +441,23 @@ fn grant(
     answer: TokenAnswer,
     old_refresh: Option<&SecretString>,
 ) -> Result<Grant, TokenError> {
-    let raw = serde_json::to_value(&answer).map_err(|_| TokenError::Unreadable)?;
+    grant_with(&provider.access_token_pointer, &provider.token_fields, answer, old_refresh)
+}
+
+/// The tokens of an answer: the access token at `access_token_pointer`,
+/// and the `token_fields` kept as connection parameters.
+fn grant_with(
+    access_token_pointer: &str,
+    token_fields: &[(String, String)],
+    answer: TokenAnswer,
+    old_refresh: Option<&SecretString>,
+) -> Result<Grant, TokenError> {
+    let raw = serde_json::to_value(&answer)
+        .map_err(|_| TokenError::Unreadable { status: Some(200), json: true })?;
     // Usually the standard field; a provider may keep the token people
     // mean elsewhere (Slack's user token under `authed_user`).
     let access = raw
-        .pointer(&provider.access_token_pointer)
+        .pointer(access_token_pointer)
         .and_then(|v| v.as_str())
         .map(str::to_owned)
         .unwrap_or_else(|| answer.access_token().secret().clone());
@@ -388,7 +466,7 @@ fn grant(
         .map(|t| SecretString::from(t.secret().clone()))
         .or_else(|| old_refresh.map(|t| SecretString::from(t.expose_secret().to_owned())));
     let mut fields = BTreeMap::new();
-    for (key, pointer) in &provider.token_fields {
+    for (key, pointer) in token_fields {
         if let Some(value) = raw.pointer(pointer) {
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
@@ -407,17 +485,21 @@ fn grant(
 fn token_error(
     error: RequestTokenError<OutboundError, BasicErrorResponse>,
     what: &'static str,
+    seen: &SeenStatus,
 ) -> TokenError {
+    let status = seen.get();
     match error {
         RequestTokenError::ServerResponse(answer) => match answer.error() {
-            BasicErrorResponseType::InvalidGrant => TokenError::InvalidGrant { what },
+            BasicErrorResponseType::InvalidGrant => TokenError::InvalidGrant { what, status },
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
-                TokenError::InvalidClient
+                TokenError::InvalidClient { status }
             }
-            other => TokenError::Refused { code: short_code(other.as_ref()) },
+            other => TokenError::Refused { code: short_code(other.as_ref()), status },
         },
         RequestTokenError::Request(e) => TokenError::Unreachable(e),
-        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => TokenError::Unreadable,
+        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
+            TokenError::Unreadable { status, json: seen.json() }
+        }
     }
 }
 
@@ -433,6 +515,7 @@ fn short_code(code: &str) -> String {
 async fn send(
     outbound: Outbound,
     request: oauth2::HttpRequest,
+    seen: SeenStatus,
 ) -> Result<oauth2::HttpResponse, OutboundError> {
     let url = Url::parse(&request.uri().to_string()).map_err(|_| OutboundError::Other)?;
     let mut out = Request::new(request.method().clone(), url);
@@ -444,16 +527,13 @@ async fn send(
     out = out.body(request.into_body());
     let answer = outbound.send(out).await?;
     let mut status = answer.status;
+    let json = serde_json::from_slice::<serde_json::Value>(&answer.body).ok();
+    seen.set(status.as_u16(), json.is_some());
     // Some token endpoints (GitHub's; Slack's `ok: false`) answer errors
     // with HTTP 200: an answer carrying `error` is an error whatever its
     // status, so the crate parses it as one.
-    if status.is_success() {
-        let carries_error = serde_json::from_slice::<serde_json::Value>(&answer.body)
-            .ok()
-            .is_some_and(|json| json.get("error").is_some_and(|e| e.is_string()));
-        if carries_error {
-            status = reqwest::StatusCode::BAD_REQUEST;
-        }
+    if status.is_success() && json.is_some_and(|json| json.get("error").is_some_and(|e| e.is_string())) {
+        status = reqwest::StatusCode::BAD_REQUEST;
     }
     let mut response = oauth2::HttpResponse::new(answer.body);
     *response.status_mut() = status;

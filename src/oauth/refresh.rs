@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 
-use super::{App, Provider, TokenError};
+use secrecy::SecretString;
+
+use super::{App, Provider, TokenEndpoint, TokenError};
 use crate::accounts::User;
 use crate::audit::Actor;
+use crate::checks::Outcome;
 use crate::connections::operations::{self, RefreshOutcome};
-use crate::connections::tokens::{self, Lifetime, TokenState, Tokens};
+use crate::connections::tokens::{self, TokenState, Tokens};
 use crate::connections::{Connection, ConnectionId, StoreError, store};
 use crate::environment::Environment;
 use crate::leases;
@@ -73,7 +76,7 @@ struct Current {
     connection: Connection,
     tokens: Tokens,
     state: TokenState,
-    client_secret: Option<secrecy::SecretString>,
+    client_secret: Option<SecretString>,
 }
 
 /// Refreshes the tokens of `id` if they are due (or always, with `force`),
@@ -144,9 +147,6 @@ async fn refresh_claimed(
         return Ok(Refreshed::NotDue);
     };
     let now = Utc::now().naive_utc();
-    let Some(refresh_token) = current.tokens.refresh_token.as_ref() else {
-        return Ok(Refreshed::NotDue);
-    };
     let due = current.state.refresh_due_at.is_some_and(|due| due <= now);
     if !force && !due {
         return Ok(Refreshed::NotDue);
@@ -157,84 +157,116 @@ async fn refresh_claimed(
     let Some(method) = component.auth_method(&current.connection.auth_method) else {
         return Ok(Refreshed::NotDue);
     };
-    let provider = match Provider::of(component, method, &current.connection.parameters) {
-        Ok(provider) => provider,
-        Err(why) => {
-            return postpone_or_refuse(
-                state.clone(),
-                environment,
-                id,
-                current.state.clone(),
-                who,
-                why,
-                false,
-            )
-            .await;
+    let settings = &current.connection.parameters;
+    let version = current.state.token_version;
+    let failure = |why: String, transient: bool, reason: String| Failure {
+        tokens: current.state.clone(),
+        reason: if transient { format!("refresh failed: {why}") } else { reason },
+        transient,
+    };
+
+    // Client credentials renew with the client's own credentials; an
+    // authorization-code sign-in needs its refresh token.
+    let client_credentials = TokenEndpoint::of(component, method, settings);
+    let renews_itself = client_credentials.is_some();
+    let (grant, margin) = if let Some(endpoint) = client_credentials {
+        let endpoint = match endpoint {
+            Ok(endpoint) => endpoint,
+            Err(why) => {
+                return record_failure(&state, environment, id, who, failure(why.clone(), false, why)).await;
+            }
+        };
+        let app = App {
+            client_id: settings.get("client_id").cloned().unwrap_or_default(),
+            client_secret: current.client_secret.clone().unwrap_or_else(|| SecretString::from(String::new())),
+        };
+        match super::client_credentials(state.checker.outbound(), &endpoint, &app).await {
+            Ok(grant) => (grant, None),
+            Err(error) => {
+                let transient = renewal_may_succeed_later(&error);
+                let reason = Outcome::from_token_error(&error, &[]).reason();
+                return record_failure(
+                    &state,
+                    environment,
+                    id,
+                    who,
+                    failure(error.to_string(), transient, reason),
+                )
+                .await;
+            }
+        }
+    } else {
+        let Some(refresh_token) = current.tokens.refresh_token.as_ref() else {
+            return Ok(Refreshed::NotDue);
+        };
+        let provider = match Provider::of(component, method, settings) {
+            Ok(provider) => provider,
+            Err(why) => {
+                let reason = format!("{RECONNECT_NEEDED} ({why})");
+                return record_failure(&state, environment, id, who, failure(why, false, reason)).await;
+            }
+        };
+        let app = state.oauth.app(&current.connection.component, environment).unwrap_or_else(|| App {
+            client_id: settings.get("client_id").cloned().unwrap_or_default(),
+            client_secret: current.client_secret.clone().unwrap_or_else(|| SecretString::from(String::new())),
+        });
+        match super::refresh(state.checker.outbound(), &provider, &app, refresh_token).await {
+            Ok(grant) => (grant, provider.refresh_margin),
+            Err(error) => {
+                let transient = renewal_may_succeed_later(&error);
+                let reason = format!("{RECONNECT_NEEDED} ({error})");
+                return record_failure(
+                    &state,
+                    environment,
+                    id,
+                    who,
+                    failure(error.to_string(), transient, reason),
+                )
+                .await;
+            }
         }
     };
-    let app = match state.oauth.app(&current.connection.component, environment) {
-        Some(app) => app,
-        None => App {
-            client_id: current.connection.parameters.get("client_id").cloned().unwrap_or_default(),
-            client_secret: current
-                .client_secret
-                .clone()
-                .unwrap_or_else(|| secrecy::SecretString::from(String::new())),
-        },
-    };
-    match super::refresh(state.checker.outbound(), &provider, &app, refresh_token).await {
-        Ok(grant) => {
-            let now = Utc::now().naive_utc();
-            let expires_at = grant.expires_in.and_then(|d| TimeDelta::from_std(d).ok()).map(|d| now + d);
-            let lifetime = Lifetime {
-                now,
-                expires_at,
-                refresh_due_at: expires_at
-                    .filter(|_| grant.tokens.refresh_token.is_some())
-                    .map(|e| provider.refresh_due(now, e)),
-            };
-            let version = current.state.token_version;
-            let stored = state
-                .blocking(move |conn, s| {
-                    let actor = who.as_ref().map_or(Actor::System, Actor::Person);
-                    let outcome = RefreshOutcome::Refreshed { tokens: &grant.tokens, lifetime: &lifetime };
-                    operations::record_refresh(conn, &s.keyring, &actor, environment, id, version, &outcome)
-                })
-                .await?;
-            tracing::info!(connection = %id, stored, "OAuth2 tokens refreshed");
-            Ok(if stored { Refreshed::Done } else { Refreshed::ByAnother })
-        }
-        Err(error) => {
-            let transient = error.is_transient() || matches!(error, TokenError::Unreadable);
-            postpone_or_refuse(
-                state.clone(),
-                environment,
-                id,
-                current.state.clone(),
-                who,
-                error.to_string(),
-                transient,
-            )
-            .await
-        }
-    }
+    // A client-credentials token is always renewable; a sign-in's only
+    // while the provider gave a refresh token.
+    let renewable = renews_itself || grant.tokens.refresh_token.is_some();
+    let lifetime = grant.lifetime(Utc::now().naive_utc(), margin, renewable);
+    let stored = state
+        .blocking(move |conn, s| {
+            let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+            let outcome = RefreshOutcome::Refreshed { tokens: &grant.tokens, lifetime: &lifetime };
+            operations::record_refresh(conn, &s.keyring, &actor, environment, id, version, &outcome)
+        })
+        .await?;
+    tracing::info!(connection = %id, stored, "OAuth2 tokens refreshed");
+    Ok(if stored { Refreshed::Done } else { Refreshed::ByAnother })
 }
 
-async fn postpone_or_refuse(
-    state: Arc<AppState>,
+/// An answer that was not tokens may be a provider having a bad moment;
+/// a refusal is not.
+fn renewal_may_succeed_later(error: &TokenError) -> bool {
+    error.is_transient() || matches!(error, TokenError::Unreadable { .. })
+}
+
+/// A renewal that did not give tokens.
+struct Failure {
+    tokens: TokenState,
+    /// The status reason, when the provider refused for good.
+    reason: String,
+    transient: bool,
+}
+
+async fn record_failure(
+    state: &Arc<AppState>,
     environment: Environment,
     id: ConnectionId,
-    tokens: TokenState,
     who: Option<User>,
-    why: String,
-    transient: bool,
+    failure: Failure,
 ) -> Result<Refreshed, RefreshError> {
+    let Failure { tokens, reason, transient } = failure;
     let now = Utc::now().naive_utc();
     let version = tokens.token_version;
     let retry_at = retry_time(now, tokens.refresh_failures);
-    let reason =
-        if transient { format!("refresh failed: {why}") } else { format!("{RECONNECT_NEEDED} ({why})") };
-    tracing::warn!(connection = %id, "OAuth2 refresh failed: {reason}");
+    tracing::warn!(connection = %id, "OAuth2 token renewal failed: {reason}");
     let stored_reason = reason.clone();
     state
         .blocking(move |conn, s| {

@@ -199,6 +199,8 @@ pub struct ProviderConfig {
     pub error_style: ErrorStyle,
     /// What `/me` answers for a valid access token.
     pub userinfo: Value,
+    /// Added to the redirect back after an approval (default none).
+    pub extra_callback_params: Vec<(String, String)>,
 }
 
 impl Default for ProviderConfig {
@@ -219,6 +221,7 @@ impl Default for ProviderConfig {
             extra_token_fields: Map::new(),
             error_style: ErrorStyle::Standard,
             userinfo: json!({"id": "user-1", "email": "user-1@example.test"}),
+            extra_callback_params: vec![],
         }
     }
 }
@@ -306,6 +309,7 @@ struct Counters {
     token: AtomicUsize,
     code_exchanges: AtomicUsize,
     refreshes: AtomicUsize,
+    client_credentials: AtomicUsize,
     failed_token: AtomicUsize,
     me: AtomicUsize,
     revoke: AtomicUsize,
@@ -507,6 +511,11 @@ impl Provider {
     /// Token requests with `grant_type=refresh_token`.
     pub fn refreshes(&self) -> usize {
         self.shared.counters.refreshes.load(Ordering::SeqCst)
+    }
+
+    /// Token requests with `grant_type=client_credentials`.
+    pub fn client_credentials_grants(&self) -> usize {
+        self.shared.counters.client_credentials.load(Ordering::SeqCst)
     }
 
     /// Token requests answered with an error (in either [`ErrorStyle`]).
@@ -868,7 +877,11 @@ async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse 
                     grant,
                 },
             );
-            respond(&[("code", &code)])
+            // Providers may add their own values to the redirect back
+            // (QuickBooks' `realmId`: the company the person chose).
+            let mut pairs: Vec<(&str, &str)> = vec![("code", &code)];
+            pairs.extend(config.extra_callback_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            respond(&pairs)
         }
     }
 }
@@ -1030,6 +1043,7 @@ async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
     match grant_type.as_deref() {
         Some("authorization_code") => counters.code_exchanges.fetch_add(1, Ordering::SeqCst),
         Some("refresh_token") => counters.refreshes.fetch_add(1, Ordering::SeqCst),
+        Some("client_credentials") => counters.client_credentials.fetch_add(1, Ordering::SeqCst),
         _ => 0,
     };
     let config = shared.config();
@@ -1069,9 +1083,11 @@ fn exchange(
         None => Err(OAuthError::new("invalid_request", "grant_type is missing")),
         Some("authorization_code") => redeem_code(shared, config, client, value),
         Some("refresh_token") => refresh(shared, config, client, value),
-        Some(_) => {
-            Err(OAuthError::new("unsupported_grant_type", "only authorization_code and refresh_token"))
-        }
+        Some("client_credentials") => client_credentials(shared, config, client, value),
+        Some(_) => Err(OAuthError::new(
+            "unsupported_grant_type",
+            "only authorization_code, refresh_token and client_credentials",
+        )),
     }
 }
 
@@ -1179,6 +1195,30 @@ fn refresh<'a>(
         store.refresh.get_mut(token).expect("looked up above").state = RefreshState::Rotated;
     }
     Ok(issue(&mut store, config, &client.id, &scope, grant, rotate))
+}
+
+/// `grant_type=client_credentials` (RFC 6749 4.4): the client's own
+/// access, for the scopes it may have; no refresh token (4.4.3).
+fn client_credentials<'a>(
+    shared: &Shared,
+    config: &ProviderConfig,
+    client: &Client,
+    value: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Map<String, Value>, OAuthError> {
+    let scope = match value("scope") {
+        None => client.scopes.clone(),
+        Some(text) => split_scopes(text, config.scope_separator),
+    };
+    if let Some(unknown) = scope.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            format!("scope not allowed for this client: {unknown}"),
+        ));
+    }
+    let mut store = shared.store.lock().unwrap();
+    store.next_grant += 1;
+    let grant = store.next_grant;
+    Ok(issue(&mut store, config, &client.id, &scope, grant, false))
 }
 
 // ---------------------------------------------------------------------------

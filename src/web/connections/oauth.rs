@@ -24,7 +24,6 @@ use crate::audit::Actor;
 use crate::catalog::{AuthKind, AuthMethod, Component};
 use crate::connections::input::{self, Draft, FieldErrors};
 use crate::connections::operations::{self, SCOPES_PARAMETER};
-use crate::connections::tokens::Lifetime;
 use crate::connections::{ConnectionId, store};
 use crate::oauth::attempts::{self, NewAttempt, Pending, Refused};
 use crate::oauth::{self, App, Provider, TokenError};
@@ -362,15 +361,8 @@ pub(super) async fn callback(
         }
     }
     issued.insert(SCOPES_PARAMETER.to_owned(), attempt.pending.scopes.join(" "));
-    let now = Utc::now().naive_utc();
-    let expires_at = grant.expires_in.and_then(|d| TimeDelta::from_std(d).ok()).map(|d| now + d);
-    let lifetime = Lifetime {
-        now,
-        expires_at,
-        refresh_due_at: expires_at
-            .filter(|_| grant.tokens.refresh_token.is_some())
-            .map(|e| provider.refresh_due(now, e)),
-    };
+    let renewable = grant.tokens.refresh_token.is_some();
+    let lifetime = grant.lifetime(Utc::now().naive_utc(), provider.refresh_margin, renewable);
     let environment = attempt.environment;
     let (id, name) = match attempt.connection {
         Some(id) => {
@@ -488,19 +480,19 @@ fn provider_error(code: &str, description: Option<&str>) -> String {
 
 fn exchange_error(provider: &str, error: &TokenError) -> String {
     match error {
-        TokenError::InvalidClient => format!(
+        TokenError::InvalidClient { .. } => format!(
             "{provider} refused the client id or secret, so nothing was saved. Check them in {provider}'s developer console, then Connect again."
         ),
         TokenError::InvalidGrant { .. } => format!(
             "{provider} refused the sign-in code (it may have expired or been used), so nothing was saved. Connect again."
         ),
-        TokenError::Refused { code } => {
+        TokenError::Refused { code, .. } => {
             format!("{provider} refused the token request ({code}), so nothing was saved. Connect again.")
         }
         TokenError::Unreachable(e) => format!(
             "Plugboard could not reach {provider}'s token endpoint ({e}), so nothing was saved. Try again in a moment."
         ),
-        TokenError::Unreadable => format!(
+        TokenError::Unreadable { .. } => format!(
             "{provider}'s token answer could not be read, so nothing was saved. Try again; if it keeps happening, tell your administrator."
         ),
     }

@@ -1,0 +1,93 @@
+//! `{key}` placeholders in catalog strings (URLs, headers, bodies), filled
+//! from a connection's values. One filler for the checks and the OAuth2
+//! flows, so a template means the same thing everywhere.
+
+use std::collections::BTreeMap;
+
+use url::Url;
+
+use super::Component;
+
+/// How a value is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placing {
+    /// As it is: header values and request bodies.
+    Verbatim,
+    /// Percent-encoded, so a value inside a URL cannot change where the
+    /// URL goes (`{shop}` of `evil.test/x?` stays one host label).
+    InUrl,
+}
+
+/// Fills `template`; `Err` names the key of the first value `value` did
+/// not give (absent or empty), for the caller to say by its label.
+pub fn fill<'v>(
+    template: &str,
+    value: impl Fn(&str) -> Option<&'v str>,
+    placing: Placing,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let key = &rest[start + 1..start + end];
+        let found = value(key).filter(|v| !v.is_empty()).ok_or_else(|| key.to_owned())?;
+        match placing {
+            Placing::Verbatim => out.push_str(found),
+            Placing::InUrl => out.extend(url::form_urlencoded::byte_serialize(found.as_bytes())),
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// One of `component`'s URL templates (`what` names it in messages),
+/// filled from the connection's settings.
+pub fn url(
+    template: &str,
+    settings: &BTreeMap<String, String>,
+    component: &Component,
+    what: &str,
+) -> Result<Url, String> {
+    let filled = fill(template, |key| settings.get(key).map(String::as_str), Placing::InUrl)
+        .map_err(|key| format!("{} is not set", component.label_of(&key)))?;
+    Url::parse(&filled).map_err(|_| format!("the {what} `{filled}` is not a valid URL"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(key: &str) -> Option<&'static str> {
+        match key {
+            "shop" => Some("acme"),
+            "odd" => Some("evil.test/x?y"),
+            "empty" => Some(""),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn fills_placeholders_and_names_the_first_missing_key() {
+        assert_eq!(
+            fill("https://{shop}.example.com/a", values, Placing::InUrl).unwrap(),
+            "https://acme.example.com/a"
+        );
+        assert_eq!(fill("{nope}/{shop}", values, Placing::Verbatim).unwrap_err(), "nope");
+        assert_eq!(fill("{empty}", values, Placing::Verbatim).unwrap_err(), "empty");
+        assert_eq!(fill("no { closing", values, Placing::Verbatim).unwrap(), "no { closing");
+    }
+
+    #[test]
+    fn a_value_in_a_url_cannot_move_the_url() {
+        assert_eq!(
+            fill("https://{odd}.example.com", values, Placing::InUrl).unwrap(),
+            "https://evil.test%2Fx%3Fy.example.com"
+        );
+        assert_eq!(fill("{odd}", values, Placing::Verbatim).unwrap(), "evil.test/x?y");
+    }
+}
