@@ -440,4 +440,26 @@
     parts.forEach(function (p) { addTagChip(form, p); });
     input.value = "";
   });
+
+  // ---- Filters: folded on a phone, unless the person opened them ----
+  var phone = window.matchMedia("(max-width: 800px)");
+  var filtersOpen = false;
+  function foldFilters() {
+    var filters = document.getElementById("filters");
+    if (filters) {
+      filters.open = phone.matches ? filtersOpen : true;
+    }
+  }
+  document.addEventListener("toggle", function (event) {
+    if (event.target.id === "filters" && phone.matches) {
+      filtersOpen = event.target.open;
+    }
+  }, true);
+  phone.addEventListener("change", foldFilters);
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "workspace") {
+      foldFilters();
+    }
+  });
+  foldFilters();
 })();
