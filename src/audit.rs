@@ -36,10 +36,11 @@ pub enum Action {
     ConnectionReconnect,
     TokenRefresh,
     TokenRefreshFailed,
+    UserPasswordReset,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -61,6 +62,7 @@ impl Action {
         Action::ConnectionReconnect,
         Action::TokenRefresh,
         Action::TokenRefreshFailed,
+        Action::UserPasswordReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +88,35 @@ impl Action {
             Action::ConnectionReconnect => "connection_reconnect",
             Action::TokenRefresh => "token_refresh",
             Action::TokenRefreshFailed => "token_refresh_failed",
+            Action::UserPasswordReset => "user_password_reset",
+        }
+    }
+
+    /// The action as the audit page's filter names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::SignIn => "Signed in",
+            Action::SignInFailed => "Sign-in failed",
+            Action::SignOut => "Signed out",
+            Action::Setup => "Set up Plugboard",
+            Action::PasswordChange => "Changed own password",
+            Action::ConnectionCreate => "Created a connection",
+            Action::ConnectionEdit => "Edited a connection",
+            Action::ConnectionDelete => "Deleted a connection",
+            Action::ConnectionCheck => "Checked a connection",
+            Action::ConnectionTag => "Tagged a connection",
+            Action::ConnectionUntag => "Removed a tag from a connection",
+            Action::TagRename => "Renamed a tag",
+            Action::TagMerge => "Merged tags",
+            Action::TagDelete => "Deleted a tag",
+            Action::UserCreate => "Added a person",
+            Action::UserRole => "Changed a role",
+            Action::UserDisable => "Disabled or enabled a person",
+            Action::ConnectionConnect => "Connected with OAuth2",
+            Action::ConnectionReconnect => "Reconnected with OAuth2",
+            Action::TokenRefresh => "Refreshed an access token",
+            Action::TokenRefreshFailed => "Could not refresh an access token",
+            Action::UserPasswordReset => "Reset someone's password",
         }
     }
 

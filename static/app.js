@@ -78,12 +78,36 @@
     }
   });
 
+  // The element that opened the dialog, by id: it gets the focus back when
+  // the dialog closes (the list may have been redrawn in between).
+  var openerId = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var d = dialog();
+    var elt = event.detail.elt;
+    if (d && !d.open && event.detail.target === d && elt && elt.id) {
+      openerId = elt.id;
+    }
+  });
+
+  function focusFirst(ids) {
+    for (var i = 0; i < ids.length; i++) {
+      var e = ids[i] && document.getElementById(ids[i]);
+      // checkVisibility also sees content folded away in a closed <details>.
+      var visible = e && (e.checkVisibility ? e.checkVisibility() : e.getClientRects().length > 0);
+      if (visible) {
+        e.focus();
+        return true;
+      }
+    }
+    return false;
+  }
+
   document.addEventListener("close", function (event) {
     if (event.target === dialog()) {
       event.target.innerHTML = "";
-      var opener = document.getElementById("new-connection");
-      if (document.activeElement === document.body && opener) {
-        opener.focus();
+      var active = document.activeElement;
+      if (!active || active === document.body || event.target.contains(active)) {
+        focusFirst([openerId, "new-connection", "list-title"]);
       }
     }
   }, true);
@@ -187,4 +211,255 @@
       showNotice("Copied.");
     }
   });
+
+  // ---- Focus and scroll across list refreshes ----
+  // A change refreshes the whole list, which would drop the focus to the
+  // page: the element that had it (by id) gets it back, or the nearest
+  // thing to it in its row.
+  var refocus = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "workspace") {
+      return;
+    }
+    var active = document.activeElement;
+    var row = active && active.closest ? active.closest("tr[data-connection]") : null;
+    var trigger = event.detail.requestConfig && event.detail.requestConfig.elt;
+    refocus = {
+      id: active && active.id && target.contains(active) ? active.id : null,
+      row: row ? row.getAttribute("data-connection") : null,
+      paging: !!(trigger && trigger.closest && trigger.closest(".pagination")),
+      facets: trigger && trigger.closest && trigger.closest(".facets") ? trigger.closest(".facets").className : null
+    };
+  });
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!refocus || !target || target.id !== "workspace" || !document.getElementById("workspace")) {
+      return;
+    }
+    var r = refocus;
+    refocus = null;
+    if (r.paging) {
+      // A new page starts at its top, with its heading announced.
+      window.scrollTo(0, 0);
+      focusFirst(["list-title"]);
+      return;
+    }
+    var d = dialog();
+    if (d && d.open) {
+      return;
+    }
+    var ids = [r.id];
+    if (r.id && r.id.indexOf("add-tag-") === 0 && r.row) {
+      ids.push("add-tag-summary-" + r.row);
+    }
+    if (r.row) {
+      ids.push("add-tag-summary-" + r.row, "test-" + r.row);
+    }
+    if (focusFirst(ids)) {
+      return;
+    }
+    if (r.facets) {
+      var current = document.querySelector("." + r.facets.split(/\s+/).join(".") + " a.current");
+      if (current) {
+        current.focus();
+        return;
+      }
+    }
+    if (r.id || r.row) {
+      focusFirst(["list-title"]);
+    }
+  });
+
+  // "+ tag" opens straight into its input.
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (details.classList && details.classList.contains("add-tag") && details.open) {
+      var input = details.querySelector("input[name=tag]");
+      if (input) {
+        input.focus();
+      }
+    }
+  }, true);
+
+  // ---- What was typed survives a method switch and a sign-in ----
+  // Values are read from the form in the browser; secrets are carried only
+  // in memory across a method switch, never stored, never sent.
+  function formValues(form, withSecrets) {
+    var values = [];
+    var inputs = form.querySelectorAll("input[name], select[name], textarea[name]");
+    for (var i = 0; i < inputs.length; i++) {
+      var e = inputs[i];
+      if (e.type === "hidden" || (e.type === "password" && !withSecrets)) {
+        continue;
+      }
+      if (e.type === "checkbox") {
+        values.push({ name: e.name, value: e.value, checked: e.checked, box: true });
+      } else if (e.value !== "") {
+        values.push({ name: e.name, value: e.value });
+      }
+    }
+    return values;
+  }
+
+  function applyValues(form, values) {
+    values.forEach(function (v) {
+      if (v.box) {
+        var box = form.querySelector("input[type=checkbox][name='" + CSS.escape(v.name) + "'][value='" + CSS.escape(v.value) + "']");
+        if (box) {
+          box.checked = v.checked;
+        } else if (v.name === "tag" && v.checked) {
+          addTagChip(form, v.value);
+        }
+        return;
+      }
+      var field = form.querySelector("[name='" + CSS.escape(v.name) + "']:not([type=hidden]):not([type=checkbox])");
+      if (field) {
+        field.value = v.value;
+      }
+    });
+  }
+
+  // Everything typed in this dialog so far, by field: a field the other
+  // method lacks is still there when the person switches back.
+  var remembered = {};
+  var carried = null;
+  document.addEventListener("click", function (event) {
+    var tab = event.target.closest("[data-method-tab]");
+    var form = tab && document.getElementById("connection-form");
+    if (!form) {
+      return;
+    }
+    formValues(form, true).forEach(function (v) {
+      remembered[v.box ? "box:" + v.name + "=" + v.value : v.name] = v;
+    });
+    carried = { values: Object.keys(remembered).map(function (k) { return remembered[k]; }), notice: null };
+  }, true);
+  document.addEventListener("close", function (event) {
+    if (event.target === dialog()) {
+      remembered = {};
+    }
+  }, true);
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var form = document.getElementById("connection-form");
+    if (!carried || event.detail.target !== dialog() || !form) {
+      return;
+    }
+    var c = carried;
+    carried = null;
+    applyValues(form, c.values);
+    if (c.notice) {
+      showNotice(c.notice);
+    }
+  });
+
+  var DRAFT_KEY = "plugboard-draft";
+  // The session ended while the dialog was open: keep its non-secret
+  // input for after the sign-in htmx is about to go to.
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    var form = document.getElementById("connection-form");
+    if (!xhr || xhr.status !== 401 || !form || !form.getAttribute("data-reopen")) {
+      return;
+    }
+    try {
+      sessionStorage.setItem(DRAFT_KEY, JSON.stringify({
+        open: form.getAttribute("data-reopen"),
+        values: formValues(form, false)
+      }));
+    } catch (e) { /* Storage refused: the sign-in page still says why. */ }
+  });
+
+  function takeDraft() {
+    try {
+      var draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+      return draft && typeof draft.open === "string" && draft.open.indexOf("/connections/") === 0 ? draft : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  var kept = document.getElementById("draft-kept");
+  if (kept && takeDraft()) {
+    kept.hidden = false;
+  }
+  if (document.getElementById("workspace")) {
+    var draft = takeDraft();
+    if (draft) {
+      sessionStorage.removeItem(DRAFT_KEY);
+      // After htmx has set itself up (its own listener came first).
+      document.addEventListener("DOMContentLoaded", function () {
+        if (!window.htmx) {
+          return;
+        }
+        carried = { values: draft.values, notice: "Signed in again: what you typed is back. Enter any secret again." };
+        window.htmx.ajax("GET", draft.open, { target: "#dialog", swap: "innerHTML" });
+      });
+    }
+  }
+
+  // ---- Tags: type, then Enter or a comma, to add one ----
+  function addTagChip(form, name) {
+    var box = form.querySelector("#chosen-tags");
+    name = name.trim();
+    if (!box || name === "") {
+      return;
+    }
+    var existing = box.querySelectorAll("input[name=tag]");
+    for (var i = 0; i < existing.length; i++) {
+      if (existing[i].value.toLowerCase() === name.toLowerCase()) {
+        existing[i].checked = true;
+        return;
+      }
+    }
+    var label = document.createElement("label");
+    label.className = "tag-choice";
+    var input = document.createElement("input");
+    input.type = "checkbox";
+    input.name = "tag";
+    input.value = name;
+    input.checked = true;
+    label.appendChild(input);
+    label.appendChild(document.createTextNode(" " + name));
+    box.appendChild(label);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (input.id !== "field-new_tags" || (event.key !== "Enter" && event.key !== ",")) {
+      return;
+    }
+    var form = input.closest("form");
+    var parts = input.value.split(",");
+    if (!form || input.value.trim() === "") {
+      return; // Enter on an empty tag input submits the form, as usual.
+    }
+    event.preventDefault();
+    parts.forEach(function (p) { addTagChip(form, p); });
+    input.value = "";
+  });
+
+  // ---- Filters: folded on a phone, unless the person opened them ----
+  var phone = window.matchMedia("(max-width: 800px)");
+  var filtersOpen = false;
+  function foldFilters() {
+    var filters = document.getElementById("filters");
+    if (filters) {
+      filters.open = phone.matches ? filtersOpen : true;
+    }
+  }
+  document.addEventListener("toggle", function (event) {
+    if (event.target.id === "filters" && phone.matches) {
+      filtersOpen = event.target.open;
+    }
+  }, true);
+  phone.addEventListener("change", foldFilters);
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "workspace") {
+      foldFilters();
+    }
+  });
+  foldFilters();
 })();

@@ -812,7 +812,7 @@ async fn anonymous_requests_go_to_sign_in_and_change_nothing() {
         assert_redirect(&app.get_as(&browser, path).await, "/sign-in", path);
         let htmx = app.hx_get_as(&browser, path).await;
         assert_status(&htmx, StatusCode::UNAUTHORIZED, &format!("htmx {path}"));
-        assert_eq!(htmx.header("hx-redirect"), Some("/sign-in"), "htmx {path}");
+        assert_eq!(htmx.header("hx-redirect"), Some("/sign-in?ended=1"), "htmx {path}");
         assert!(!htmx.body.contains("<html"), "htmx gets a fragment");
     }
     // Posts, even with a valid token of the anonymous session.
@@ -829,7 +829,7 @@ async fn anonymous_requests_go_to_sign_in_and_change_nothing() {
         assert!(page.body.contains("Sign in again"), "{path}: {}", page.body);
         let page = app.hx_post_as(&browser, path, fields).await;
         assert_status(&page, StatusCode::UNAUTHORIZED, &format!("htmx {path}"));
-        assert_eq!(page.header("hx-redirect"), Some("/sign-in"), "htmx {path}");
+        assert_eq!(page.header("hx-redirect"), Some("/sign-in?ended=1"), "htmx {path}");
     }
     assert_eq!((app.snapshot(), people(&app), app.audit_rows().len()), before);
     assert!(!app.get("/").await.body.contains("Renamed"));
@@ -1253,7 +1253,7 @@ async fn disabling_a_person_ends_their_sessions_at_once_and_enabling_lets_them_b
     assert_redirect(&app.get_as(&page_browser, "/").await, "/sign-in", "a page");
     let htmx = app.hx_get_as(&htmx_browser, "/").await;
     assert_status(&htmx, StatusCode::UNAUTHORIZED, "htmx");
-    assert_eq!(htmx.header("hx-redirect"), Some("/sign-in"));
+    assert_eq!(htmx.header("hx-redirect"), Some("/sign-in?ended=1"));
     let before = app.snapshot();
     let response = post_browser
         .post(app.url("/connections"))

@@ -126,7 +126,9 @@ async fn http_connection(app: &TestApp, name: &str) -> i64 {
     .await
 }
 
-/// The rows shown on an audit page: (who, action, environment, what, details).
+/// The rows shown on an audit page: (who, action, environment, what, the
+/// sentence saying what happened). Who, action and what are read from the
+/// row's data attributes and the connection link.
 fn shown(page: &Page) -> Vec<(String, String, String, String, String)> {
     let html = page.html();
     let row = scraper::Selector::parse("tr[data-action]").unwrap();
@@ -137,7 +139,10 @@ fn shown(page: &Page) -> Vec<(String, String, String, String, String)> {
                 .select(&cell)
                 .map(|td| td.text().collect::<String>().split_whitespace().collect::<Vec<_>>().join(" "))
                 .collect();
-            (cells[1].clone(), cells[2].clone(), cells[3].clone(), cells[4].clone(), cells[5].clone())
+            let attr = |name: &str| tr.value().attr(name).unwrap_or_default().to_owned();
+            let subject = attr("data-subject");
+            let what = if cells[3].is_empty() { subject } else { format!("{subject} {}", cells[3]) };
+            (attr("data-actor"), attr("data-action"), cells[2].clone(), what, cells[1].clone())
         })
         .collect()
 }
@@ -638,7 +643,13 @@ async fn the_audit_page_lists_rows_newest_first_with_who_what_and_where() {
     assert_eq!(who, ADMIN_EMAIL);
     assert_eq!(environment, "development");
     assert_eq!(what, &format!("Listed Repo #{id}"));
-    assert_eq!(details, r#"{"tag":"ops"}"#);
+    // In words, not codes and JSON.
+    assert_eq!(details, &format!("{ADMIN_EMAIL} tagged \u{201c}Listed Repo\u{201d} \u{201c}ops\u{201d}"));
+    assert_eq!(
+        listed[2].4,
+        format!("{ADMIN_EMAIL} created \u{201c}Listed Repo\u{201d}"),
+        "the creation, in words"
+    );
     assert_eq!(page.attr("tr[data-action] a", "href"), Some(format!("/admin/audit?connection={id}")));
     // Times are shown, in UTC.
     let when = page.text_of("tr[data-action] time");

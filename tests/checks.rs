@@ -455,9 +455,9 @@ static AWS: Kind = Kind {
     secrets: &[AWS_SECRET],
     placed: aws_placed,
     accepted: authenticated,
-    // What STS answers: XML, so no code is read from it.
+    // What STS answers: XML, whose <Code> names what is wrong.
     refusal: || Reply::new(403, "text/xml", sts_error("InvalidClientTokenId")),
-    rejected: "rejected by the service: HTTP 403",
+    rejected: "rejected by the service: HTTP 403 (InvalidClientTokenId)",
 };
 
 fn sts_error(code: &str) -> String {
@@ -697,7 +697,7 @@ async fn aws_sigv4_with_a_wrong_secret_key_is_rejected_by_a_verifying_service() 
         .await;
     assert_eq!(
         shown(&app, id).await,
-        ("NOT ACTIVE".to_owned(), "rejected by the service: HTTP 403".to_owned())
+        ("NOT ACTIVE".to_owned(), "rejected by the service: HTTP 403 (SignatureDoesNotMatch)".to_owned())
     );
     // The request was well signed, with the key it was given.
     let request = service.last();
@@ -1015,11 +1015,19 @@ async fn user_set_base_url_named_localhost_reaches_the_allowed_loopback_service(
 }
 
 #[actix_web::test]
-async fn user_set_empty_test_path_is_missing_and_nothing_is_sent() {
+async fn user_set_empty_test_path_says_it_cannot_be_checked_and_nothing_is_sent() {
     let service = StandIn::start(answers_bearer).await;
     let app = spawn_for("http://127.0.0.1:9").await;
     let id = app.create("svc_open", "No test path", &open_form(&service.url(), "")).await;
-    assert_eq!(shown(&app, id).await, ("NOT ACTIVE".to_owned(), "missing: Test path is not set".to_owned()));
+    assert_eq!(
+        shown(&app, id).await,
+        (
+            "NOT ACTIVE".to_owned(),
+            "missing: Test path is empty, so this connection cannot be checked; set it to a request that \
+             succeeds only with valid credentials"
+                .to_owned()
+        )
+    );
     assert_eq!(service.count(), 0);
 }
 

@@ -553,8 +553,15 @@ async fn new_form_offers_existing_tags() {
     let app = common::spawn().await;
     seed_three(&app).await;
     let page = app.get("/connections/new?component=slack").await;
-    assert_eq!(page.texts("fieldset.tags-field label.tag-choice"), vec!["Billing", "ops"]);
-    assert_eq!(page.count("fieldset.tags-field input[name=tag][checked]"), 0);
+    // Offered as suggestions for the one tag input, not a box per tag.
+    assert_eq!(page.count("fieldset.tags-field input[name=tag]"), 0);
+    assert_eq!(page.attr("#field-new_tags", "list").as_deref(), Some("tag-suggestions-form"));
+    let offered: Vec<String> = page
+        .html()
+        .select(&scraper::Selector::parse("datalist#tag-suggestions-form option").unwrap())
+        .filter_map(|o| o.value().attr("value").map(str::to_owned))
+        .collect();
+    assert_eq!(offered, vec!["Billing", "ops"]);
 }
 
 // ---- create ----

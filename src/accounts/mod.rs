@@ -364,10 +364,21 @@ fn end_sessions(conn: &mut DbConnection, id: UserId) -> QueryResult<()> {
 /// A new password ends the account's other sessions; the caller renews its
 /// own. The rules are checked by the caller.
 fn set_password(conn: &mut DbConnection, id: UserId, password: &str) -> QueryResult<()> {
+    replace_password(conn, id, password, false)
+}
+
+/// Sets a password and ends every session of the account; `must_change`
+/// makes the person choose their own at the next sign-in.
+fn replace_password(
+    conn: &mut DbConnection,
+    id: UserId,
+    password: &str,
+    must_change: bool,
+) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
         .set((
             users::password_hash.eq(hash_password(password)),
-            users::must_change_password.eq(false),
+            users::must_change_password.eq(must_change),
             users::session_epoch.eq(users::session_epoch + 1),
             users::updated_at.eq(Utc::now().naive_utc()),
         ))

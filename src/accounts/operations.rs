@@ -257,6 +257,43 @@ pub fn change_role(
     })
 }
 
+/// Gives a person a new initial password, made here, that they must change
+/// when they next sign in; their sessions end at once. The password is
+/// returned to be handed over and is stored only as its hash.
+pub fn reset_password(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: UserId,
+) -> Result<(User, secrecy::SecretString), AccountError> {
+    let password = initial_password();
+    // Hashing (argon2) happens inside: the row is locked for that long,
+    // which a rare admin action can afford.
+    conn.transaction(|conn| {
+        super::lock_people(conn, id)?;
+        let before = super::get(conn, id)?;
+        super::replace_password(conn, id, secrecy::ExposeSecret::expose_secret(&password), true)?;
+        record(conn, *actor, Action::UserPasswordReset, &before.email, json!({ "fields": ["password"] }))?;
+        Ok((super::reload(conn, id)?, password))
+    })
+}
+
+/// Four groups of five letters and digits from the system's random source
+/// (about 100 bits), without look-alikes, easy to read out or type.
+fn initial_password() -> secrecy::SecretString {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let mut out = String::with_capacity(23);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 && i % 5 == 0 {
+            out.push('-');
+        }
+        out.push(char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]));
+    }
+    bytes.fill(0);
+    secrecy::SecretString::from(out)
+}
+
 /// Disables an account, ending its sessions at once. The last active admin
 /// cannot be disabled.
 pub fn disable(conn: &mut DbConnection, actor: &Actor, id: UserId) -> Result<User, AccountError> {

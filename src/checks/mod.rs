@@ -273,7 +273,10 @@ fn evaluate(answer: &Answer, expect: &TestRequest, secrets: &[&str]) -> Outcome 
     let status = answer.status.as_u16();
     let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let error_pointer = expect.success_json.as_ref().and_then(|j| j.error_pointer.as_deref());
-    let code = json.as_ref().and_then(|j| error_code(j, error_pointer, secrets));
+    let code = json
+        .as_ref()
+        .and_then(|j| error_code(j, error_pointer, secrets))
+        .or_else(|| xml_error_code(&answer.body, secrets));
     if matches!(status, 401 | 403) {
         return Outcome::Rejected { status: Some(status), code };
     }
@@ -322,6 +325,23 @@ fn evaluate(answer: &Answer, expect: &TestRequest, secrets: &[&str]) -> Outcome 
     Outcome::Active(format!("credentials accepted (HTTP {status})"))
 }
 
+/// AWS answers errors in XML (`<Error><Code>SignatureDoesNotMatch</Code>`);
+/// its code says which part of the credentials is wrong.
+fn xml_error_code(body: &[u8], secrets: &[&str]) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = start + text[start..].find("</Code>")?;
+    Some(text[start..end].trim().to_owned()).filter(|code| is_clean_code(code, secrets))
+}
+
+/// Short, plain, and not one of the secrets: fit to be shown as a code.
+fn is_clean_code(text: &str, secrets: &[&str]) -> bool {
+    text.len() <= 64
+        && !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-.: ".contains(c))
+        && !secrets.iter().any(|s| text.contains(s))
+}
+
 /// The service's own error code, where it gives a short one. Never a secret.
 fn error_code(json: &serde_json::Value, pointer: Option<&str>, secrets: &[&str]) -> Option<String> {
     let candidates =
@@ -333,11 +353,7 @@ fn error_code(json: &serde_json::Value, pointer: Option<&str>, secrets: &[&str])
             serde_json::Value::Number(n) => n.to_string(),
             _ => continue,
         };
-        let clean = text.len() <= 64
-            && !text.is_empty()
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-.: ".contains(c))
-            && !secrets.iter().any(|s| text.contains(s));
-        if clean {
+        if is_clean_code(&text, secrets) {
             return Some(text);
         }
     }

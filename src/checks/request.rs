@@ -64,6 +64,11 @@ fn fill(template: &str, values: &Values, label_of: &dyn Fn(&str) -> String) -> R
         .map_err(|key| Outcome::Missing(format!("{} is not set", label_of(&key))))
 }
 
+/// The `{key}` names a template refers to.
+fn placeholders(template: &str) -> Vec<&str> {
+    template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(key, _)| key)).collect()
+}
+
 /// Only the form of the URL: which schemes and addresses may be reached is
 /// the outbound client's rule, applied to every request it sends.
 fn parse_url(text: &str) -> Result<Url, Outcome> {
@@ -177,7 +182,20 @@ pub fn plan<'a>(
         )
     })?;
     let base = fill(&component.base_url, values, &label_of)?;
-    let path = fill(&test.path, values, &label_of)?;
+    // The test path may be the person's to give (the generic HTTP
+    // component); left empty, no check can ever prove anything, and the
+    // reason says so rather than looking like a fault that may pass.
+    let path = fill(&test.path, values, &label_of).map_err(|outcome| match outcome {
+        Outcome::Missing(_) => {
+            let keys = placeholders(&test.path);
+            let label = keys.first().map_or_else(|| "The test path".to_owned(), |k| label_of(k));
+            Outcome::Missing(format!(
+                "{label} is empty, so this connection cannot be checked; set it to a request that \
+                 succeeds only with valid credentials"
+            ))
+        }
+        other => other,
+    })?;
     let target = if path.starts_with("http://") || path.starts_with("https://") {
         path
     } else {

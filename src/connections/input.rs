@@ -191,12 +191,19 @@ fn check_value(field: &Field, value: &str) -> Result<(), String> {
     }
     if let Some(pattern) = &field.pattern {
         if !pattern.regex.is_match(value) {
-            let hint = if field.placeholder.is_empty() {
-                format!("the pattern {}", pattern.source)
-            } else {
-                format!("something like {}", field.placeholder)
-            };
-            return Err(format!("{} does not have the expected format: expected {hint}.", field.label));
+            // An example, never the regular expression: few people read those.
+            let example = [&field.placeholder, &field.default].into_iter().find(|e| !e.is_empty());
+            return Err(match example {
+                Some(example) => format!(
+                    "{} does not have the expected format: expected something like {example}.",
+                    field.label
+                ),
+                None => format!(
+                    "{} does not have the expected format. Copy it again from the service, whole, \
+                     with nothing added or cut off.",
+                    field.label
+                ),
+            });
         }
     }
     Ok(())

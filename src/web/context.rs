@@ -17,6 +17,8 @@ const ENVIRONMENT_KEY: &str = "environment";
 const CSRF_KEY: &str = "csrf";
 const USER_KEY: &str = "user";
 const EPOCH_KEY: &str = "epoch";
+const NOTICE_KEY: &str = "notice";
+const LIST_KEY: &str = "list";
 
 /// The typed session: its keys are defined here and nowhere else.
 pub struct UserSession(Session);
@@ -79,6 +81,29 @@ impl UserSession {
         self.0.remove(EPOCH_KEY);
     }
 
+    /// A notice for the next page, for a plain form answered by a
+    /// redirect (with htmx the notice travels in a header instead).
+    pub fn set_notice(&self, notice: &str) {
+        // A notice that cannot be kept is a convenience lost, no more.
+        let _ = self.0.insert(NOTICE_KEY, notice);
+    }
+
+    pub fn take_notice(&self) -> Option<String> {
+        self.0.remove_as::<String>(NOTICE_KEY).and_then(Result::ok)
+    }
+
+    /// The list as last shown (its filters and page), where a plain form
+    /// returns to. Always a path of this site: the list builds it.
+    pub fn remember_list(&self, url: &str) {
+        if self.list_url().as_deref() != Some(url) {
+            let _ = self.0.insert(LIST_KEY, url);
+        }
+    }
+
+    pub fn list_url(&self) -> Option<String> {
+        self.0.get::<String>(LIST_KEY).ok().flatten().filter(|u| u.starts_with('/') && !u.starts_with("//"))
+    }
+
     pub fn stored_csrf_token(&self) -> Option<String> {
         self.0.get::<String>(CSRF_KEY).ok().flatten()
     }
@@ -92,6 +117,11 @@ pub struct Ctx {
     pub fragment: bool,
     /// The signed-in person (set by `web::auth`); `None` only on public pages.
     pub user: Option<User>,
+    /// The request's path, for the menu's current page.
+    pub path: String,
+    /// A notice left by the change before a redirect, shown on this page.
+    pub notice: Option<String>,
+    pub session: UserSession,
 }
 
 impl FromRequest for Ctx {
@@ -100,11 +130,19 @@ impl FromRequest for Ctx {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = UserSession::of(req);
+        let fragment = wants_fragment(req);
+        // Only a whole page shows (and so uses up) a notice.
+        let notice = (!fragment && req.method() == actix_web::http::Method::GET)
+            .then(|| session.take_notice())
+            .flatten();
         ready(Ok(Ctx {
             environment: session.environment(),
             csrf: session.csrf_token(),
-            fragment: wants_fragment(req),
+            fragment,
             user: req.extensions().get::<User>().cloned(),
+            path: req.path().to_owned(),
+            notice,
+            session,
         }))
     }
 }
@@ -125,9 +163,19 @@ pub struct Layout<'a> {
     pub environments: [Environment; 3],
     pub csrf: String,
     pub user: Option<User>,
+    pub path: String,
+    pub notice: Option<String>,
 }
 
 impl<'a> Layout<'a> {
+    /// Whether the menu entry for `section` is the page shown.
+    pub fn is_current(&self, section: &str) -> bool {
+        match section {
+            "/" => self.path == "/" || self.path.starts_with("/connections"),
+            _ => self.path.starts_with(section),
+        }
+    }
+
     /// The layout for this request, outside a handler (error pages).
     pub fn of(req: &HttpRequest, title: &'a str) -> Layout<'a> {
         let session = UserSession::of(req);
@@ -137,6 +185,8 @@ impl<'a> Layout<'a> {
             environments: Environment::ALL,
             csrf: session.stored_csrf_token().unwrap_or_default(),
             user: req.extensions().get::<User>().cloned(),
+            path: req.path().to_owned(),
+            notice: None,
         }
     }
 
@@ -148,6 +198,8 @@ impl<'a> Layout<'a> {
             environments: Environment::ALL,
             csrf: String::new(),
             user: None,
+            path: String::new(),
+            notice: None,
         }
     }
 }
@@ -210,6 +262,8 @@ impl Ctx {
             environments: Environment::ALL,
             csrf: self.csrf.clone(),
             user: self.user.clone(),
+            path: self.path.clone(),
+            notice: self.notice.clone(),
         }
     }
 
@@ -229,15 +283,18 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
 }
 
 /// After a change: htmx closes the dialog (the answer is empty), refreshes
-/// the list and shows `notice`; a plain form goes back to the list.
+/// the list and shows `notice`; a plain form goes back to the list as it
+/// was last shown (filters and page), which then shows the notice.
 pub fn after_change(ctx: &Ctx, notice: &str) -> HttpResponse {
-    after_change_of(ctx, notice, "connections-changed", "/")
+    let back_to = ctx.session.list_url().unwrap_or_else(|| "/".to_owned());
+    after_change_of(ctx, notice, "connections-changed", &back_to)
 }
 
 /// The same for any page: `event` is what the page listens to for a
 /// refresh, `back_to` where a plain form returns.
 pub fn after_change_of(ctx: &Ctx, notice: &str, event: &str, back_to: &str) -> HttpResponse {
     if !ctx.fragment {
+        ctx.session.set_notice(notice);
         return see_other(back_to);
     }
     let trigger = serde_json::json!({ event: null, "plugboard-notice": notice });

@@ -44,8 +44,9 @@ impl AppError {
 
     pub fn connection_not_found() -> AppError {
         AppError::not_found(
-            "There is no such connection in this environment. It may have been deleted, \
-             or it belongs to another environment: switch environment at the top of the page.",
+            "There is no such connection in this environment. It may have been deleted, or it is \
+             in another environment: on the connections list, choose that environment with the \
+             switch at the top.",
         )
     }
 
@@ -225,6 +226,9 @@ struct ErrorPage<'a> {
 #[template(path = "error_partial.html")]
 struct ErrorFragment<'a> {
     error: &'a AppError,
+    /// htmx shows error fragments in the dialog, where the button closes
+    /// it rather than leading anywhere.
+    in_dialog: bool,
 }
 
 fn render(template: &impl Template) -> String {
@@ -237,7 +241,7 @@ pub fn page(layout: &Layout, error: &AppError) -> HttpResponse {
 }
 
 pub fn fragment(error: &AppError) -> HttpResponse {
-    with_retry_after(html_response(error.status, render(&ErrorFragment { error })), error)
+    with_retry_after(html_response(error.status, render(&ErrorFragment { error, in_dialog: true })), error)
 }
 
 fn with_retry_after(mut response: HttpResponse, error: &AppError) -> HttpResponse {

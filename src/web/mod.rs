@@ -16,6 +16,7 @@ pub mod error;
 mod form;
 mod health;
 pub mod middleware;
+mod time;
 
 use actix_web::Resource;
 use actix_web::middleware::from_fn;

@@ -106,6 +106,27 @@ impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium
     /// session with a window of `width` × `height`.
     pub async fn start(driver_path: &Path, chromium: &Path, width: u32, height: u32) -> Browser {
+        Browser::start_with(driver_path, chromium, width, height, true).await
+    }
+
+    /// The same with JavaScript turned off in Chromium's settings, as a
+    /// person who disabled it has it: the page must work as plain HTML.
+    pub async fn start_without_javascript(
+        driver_path: &Path,
+        chromium: &Path,
+        width: u32,
+        height: u32,
+    ) -> Browser {
+        Browser::start_with(driver_path, chromium, width, height, false).await
+    }
+
+    async fn start_with(
+        driver_path: &Path,
+        chromium: &Path,
+        width: u32,
+        height: u32,
+        javascript: bool,
+    ) -> Browser {
         let dir = tempfile::tempdir().expect("temporary folder for the browser");
         let profile = dir.path().join("profile");
         std::fs::create_dir(&profile).expect("profile folder");
@@ -159,7 +180,13 @@ impl Browser {
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
-        caps.insert("goog:chromeOptions".into(), json!({ "binary": chromium, "args": args }));
+        let mut options = json!({ "binary": chromium, "args": args });
+        if !javascript {
+            // 2 = blocked, for every site: the page's own scripts do not run
+            // (WebDriver's scripts still do, so the test can look).
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         // Keeps the console, so CSP violations and script errors can be read.
         caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let client = ClientBuilder::native()

@@ -22,23 +22,44 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
     setup: bool,
     name: &'a str,
+    /// Came here because the session ended while a page was open.
+    ended: bool,
 }
 
 impl<'a> SignInPage<'a> {
     fn new(ctx: &'a Ctx, setup: bool) -> SignInPage<'a> {
         let title = if setup { "Set up" } else { "Sign in" };
-        SignInPage { layout: ctx.layout(title), csrf: &ctx.csrf, email: "", error: None, setup, name: "" }
+        SignInPage {
+            layout: ctx.layout(title),
+            csrf: &ctx.csrf,
+            email: "",
+            error: None,
+            setup,
+            name: "",
+            ended: false,
+        }
     }
 }
 
-pub async fn sign_in_page(state: State, ctx: Ctx) -> Result<HttpResponse, AppError> {
+#[derive(serde::Deserialize)]
+pub struct SignInParams {
+    #[serde(default)]
+    ended: Option<String>,
+}
+
+pub async fn sign_in_page(
+    state: State,
+    ctx: Ctx,
+    params: actix_web::web::Query<SignInParams>,
+) -> Result<HttpResponse, AppError> {
     if ctx.user.is_some() {
         return Ok(see_other("/"));
     }
     if db(&state, |conn, _| Ok(accounts::count(conn)?)).await? == 0 {
         return Ok(see_other("/setup"));
     }
-    ctx.page(StatusCode::OK, &SignInPage::new(&ctx, false))
+    let ended = params.ended.is_some();
+    ctx.page(StatusCode::OK, &SignInPage { ended, ..SignInPage::new(&ctx, false) })
 }
 
 pub async fn sign_in(

@@ -35,7 +35,7 @@ struct AuditPage<'a> {
     newer: Option<String>,
     entries: &'a [Entry],
     people: &'a [User],
-    actions: [Action; 21],
+    actions: [Action; Action::ALL.len()],
     query: &'a Query,
     /// The filter as typed, shown again when it cannot be read.
     params: &'a Params,
@@ -58,6 +58,107 @@ impl AuditPage<'_> {
 
     fn when(entry: &Entry) -> String {
         entry.at.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    fn sentence(entry: &Entry) -> String {
+        sentence(entry)
+    }
+}
+
+/// What happened, in words: "Ada edited “Stripe billing”: name, token".
+/// The details hold names and counts, never values; an entry whose details
+/// cannot be read still says who did what to what.
+fn sentence(entry: &Entry) -> String {
+    let details: serde_json::Value = serde_json::from_str(&entry.details).unwrap_or_default();
+    let text = |key: &str| details.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let list = |key: &str| -> Vec<String> {
+        details
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let who = &entry.actor;
+    let what = format!("\u{201c}{}\u{201d}", entry.subject);
+    let Some(action) = Action::parse(&entry.action) else {
+        return format!("{who}: {} {what}", entry.action);
+    };
+    match action {
+        Action::SignIn => format!("{who} signed in"),
+        Action::SignInFailed => {
+            let lock = text("locked_until");
+            let lock = if lock.is_empty() { String::new() } else { format!("; sign-in locked until {lock}") };
+            format!("A sign-in as {} failed{lock}", entry.subject)
+        }
+        Action::SignOut => format!("{who} signed out"),
+        Action::Setup => format!("{who} set up Plugboard as its first admin"),
+        Action::PasswordChange => format!("{who} changed their password"),
+        Action::ConnectionCreate => format!("{who} created {what}"),
+        Action::ConnectionEdit => {
+            let mut changes = list("fields");
+            changes.extend(list("tags_added").into_iter().map(|t| format!("tag {t} added")));
+            changes.extend(list("tags_removed").into_iter().map(|t| format!("tag {t} removed")));
+            if changes.is_empty() {
+                format!("{who} saved {what} unchanged")
+            } else {
+                format!("{who} edited {what}: {}", changes.join(", "))
+            }
+        }
+        Action::ConnectionDelete => format!("{who} deleted {what}"),
+        Action::ConnectionCheck => {
+            let status = match text("status").as_str() {
+                "active" => " (ACTIVE)",
+                "not_active" => " (NOT ACTIVE)",
+                _ => "",
+            };
+            format!("{who} checked {what}{status}")
+        }
+        Action::ConnectionTag => format!("{who} tagged {what} \u{201c}{}\u{201d}", text("tag")),
+        Action::ConnectionUntag => {
+            format!("{who} removed the tag \u{201c}{}\u{201d} from {what}", text("tag"))
+        }
+        Action::TagRename => {
+            format!(
+                "{who} renamed the tag \u{201c}{}\u{201d} to \u{201c}{}\u{201d}",
+                text("from"),
+                text("to")
+            )
+        }
+        Action::TagMerge => {
+            format!(
+                "{who} merged the tag \u{201c}{}\u{201d} into \u{201c}{}\u{201d}",
+                text("from"),
+                text("into")
+            )
+        }
+        Action::TagDelete => format!("{who} deleted the tag {what}"),
+        Action::UserCreate => {
+            let role = accounts::Role::parse(&text("role")).map_or("", |r| r.label());
+            if role.is_empty() {
+                format!("{who} added {}", entry.subject)
+            } else {
+                format!("{who} added {} as {role}", entry.subject)
+            }
+        }
+        Action::UserRole => {
+            let label = |key: &str| {
+                accounts::Role::parse(&text(key)).map_or_else(|| text(key), |r| r.label().to_owned())
+            };
+            format!("{who} changed the role of {} from {} to {}", entry.subject, label("from"), label("to"))
+        }
+        Action::UserDisable => match details.get("disabled").and_then(|v| v.as_bool()) {
+            Some(false) => format!("{who} enabled {}", entry.subject),
+            _ => format!("{who} disabled {}", entry.subject),
+        },
+        Action::ConnectionConnect => format!("{who} connected {what} by signing in"),
+        Action::ConnectionReconnect => format!("{who} reconnected {what}"),
+        Action::TokenRefresh => format!("{who} refreshed the access token of {what}"),
+        Action::TokenRefreshFailed => {
+            let reason = text("reason");
+            let reason = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+            format!("{who} could not refresh the access token of {what}{reason}")
+        }
+        Action::UserPasswordReset => format!("{who} reset the password of {}", entry.subject),
     }
 }
 

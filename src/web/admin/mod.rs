@@ -16,7 +16,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(admins_only))
             .service(resource("/users").route(get().to(people::page)).route(post().to(people::add)))
             .service(resource("/users/{id}/role").route(post().to(people::set_role)))
-            .service(resource("/users/{id}/disable").route(post().to(people::disable)))
+            .service(
+                resource("/users/{id}/disable")
+                    .route(get().to(people::confirm_disable))
+                    .route(post().to(people::disable)),
+            )
+            .service(
+                resource("/users/{id}/reset-password")
+                    .route(get().to(people::confirm_reset))
+                    .route(post().to(people::reset_password)),
+            )
             .service(resource("/users/{id}/enable").route(post().to(people::enable)))
             .service(resource("/audit").route(get().to(audit::page))),
     );

@@ -197,8 +197,10 @@ pub(super) async fn delete(state: State, ctx: Ctx, id: web::Path<i64>) -> Result
         .await?
         .map_err(|e| refusal(e, "Tag not deleted"))?;
     tracing::info!(tag = %id, removed_from = usage.total(), "tag deleted");
-    let notice =
-        format!("Deleted the tag \u{201c}{}\u{201d} from {}.", usage.tag.name, connections(usage.total()));
+    let notice = match usage.total() {
+        0 => format!("Deleted the tag \u{201c}{}\u{201d}; no connection had it.", usage.tag.name),
+        n => format!("Deleted the tag \u{201c}{}\u{201d} from {}.", usage.tag.name, connections(n)),
+    };
     Ok(changed(&ctx, &notice))
 }
 

@@ -64,18 +64,21 @@ pub(super) async fn check(
                 other => AppError::internal(other),
             })?;
     let wants_panel = req.headers().get("hx-target").is_some_and(|t| t.as_bytes() == b"check-panel");
+    let (connection, checks): (Connection, Vec<CheckRecord>) = db(&state, move |conn, _| {
+        let connection = store::get(conn, environment, id)?;
+        let checks = if wants_panel { store::recent_checks(conn, environment, id)? } else { Vec::new() };
+        Ok((connection, checks))
+    })
+    .await?;
     if !wants_panel {
+        // Named, since the notice outlives the click and rows look alike.
         let verdict = if report.status.is_active() {
             "ACTIVE".to_owned()
         } else {
             format!("NOT ACTIVE ({})", report.reason)
         };
-        return Ok(after_change(&ctx, &format!("Checked: {verdict}.")));
+        return Ok(after_change(&ctx, &format!("Checked \u{201c}{}\u{201d}: {verdict}.", connection.name)));
     }
-    let (connection, checks): (Connection, Vec<CheckRecord>) = db(&state, move |conn, _| {
-        Ok((store::get(conn, environment, id)?, store::recent_checks(conn, environment, id)?))
-    })
-    .await?;
     let panel = CheckPanel { csrf: &ctx.csrf, environment, id, status: &connection.status, checks: &checks };
     let mut res = ctx.respond(StatusCode::OK, "Checks", &panel)?;
     res.headers_mut().insert(

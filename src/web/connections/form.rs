@@ -57,6 +57,9 @@ pub struct FormField<'a> {
     pub error: Option<&'a str>,
     /// Edit only: a secret value is stored and a blank input keeps it.
     pub stored: bool,
+    /// A refused plain form: the secret typed here was not sent back, and
+    /// the field says it must be entered again.
+    pub retype: bool,
 }
 
 impl FormField<'_> {
@@ -96,9 +99,12 @@ struct ConnectionForm<'a> {
     input: &'a ConnectionInput,
     fields: Vec<FormField<'a>>,
     errors: &'a FieldErrors,
-    all_tags: &'a [Tag],
-    /// Tags that exist nowhere yet but were typed, shown as ticked boxes.
-    extra_tags: Vec<&'a str>,
+    /// The connection's tags (or those ticked before a refusal), each a
+    /// ticked box that unticking removes.
+    chosen_tags: Vec<&'a str>,
+    /// Every other tag, offered as the person types; one input scales to
+    /// any number of tags where a box per tag would not.
+    suggestions: Vec<&'a str>,
     /// Edit only: the status and recent checks.
     check_panel: Option<Partial<'a, CheckPanel<'a>>>,
     /// For an OAuth2 sign-in method: what Connect will ask for.
@@ -179,11 +185,6 @@ impl ConnectionForm<'_> {
             Mode::New => format!("/connections/new?component={}&method={method}", self.component.key),
             Mode::Edit { id, .. } => format!("/connections/{id}/edit?method={method}"),
         }
-    }
-
-    fn is_ticked(&self, tag: &str) -> bool {
-        let key = tag.to_lowercase();
-        self.input.tags.iter().any(|t| t.trim().to_lowercase() == key)
     }
 
     fn error(&self, key: &str) -> Option<&str> {
@@ -548,11 +549,27 @@ pub(super) fn render_form(
             value: if field.secret { "" } else { shown.input.value(&field.key) },
             error: shown.errors.get(&field.key),
             stored: field.secret && shown.stored.contains(&field.key),
+            retype: status.is_client_error() && field.secret && !shown.input.value(&field.key).is_empty(),
         })
         .collect();
-    let known: BTreeSet<String> = shown.all_tags.iter().map(|t| t.name.to_lowercase()).collect();
-    let extra_tags =
-        shown.input.tags.iter().map(String::as_str).filter(|t| !known.contains(&t.to_lowercase())).collect();
+    let chosen: BTreeSet<String> = shown.input.tags.iter().map(|t| t.trim().to_lowercase()).collect();
+    // A chosen tag shows as the tag is spelled; one typed that exists
+    // nowhere yet, as typed.
+    let mut chosen_tags: Vec<&str> = Vec::with_capacity(chosen.len());
+    for typed in &shown.input.tags {
+        let key = typed.trim().to_lowercase();
+        let name =
+            shown.all_tags.iter().find(|t| t.name.to_lowercase() == key).map_or(typed.trim(), |t| &t.name);
+        if !name.is_empty() && !chosen_tags.iter().any(|c| c.to_lowercase() == key) {
+            chosen_tags.push(name);
+        }
+    }
+    let suggestions = shown
+        .all_tags
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|name| !chosen.contains(&name.to_lowercase()))
+        .collect();
     let form = ConnectionForm {
         mode: shown.mode,
         environment: shown.environment,
@@ -562,8 +579,8 @@ pub(super) fn render_form(
         input: shown.input,
         fields,
         errors: shown.errors,
-        all_tags: shown.all_tags,
-        extra_tags,
+        chosen_tags,
+        suggestions,
         check_panel,
         oauth: shown.oauth.clone(),
     };

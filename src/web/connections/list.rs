@@ -12,7 +12,7 @@ use crate::connections::{Connection, ListPage, ListQuery, Sort, Status, store};
 use crate::environment::Environment;
 use crate::tags::TagCount;
 use crate::web::error::AppError;
-use crate::web::{Ctx, State, db};
+use crate::web::{Ctx, State, db, time};
 
 pub const PER_PAGE: i64 = 50;
 
@@ -212,12 +212,33 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
-    pub fn created(&self) -> String {
-        self.connection.created_at.format("%Y-%m-%d").to_string()
+    /// "3 days ago"; the exact time is [`Row::created_exact`], on hover.
+    pub fn created_ago(&self) -> String {
+        time::ago(self.connection.created_at)
+    }
+
+    pub fn created_exact(&self) -> String {
+        time::exact(self.connection.created_at)
     }
 
     pub fn created_iso(&self) -> String {
-        self.connection.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        time::iso(self.connection.created_at)
+    }
+
+    /// "checked 5 min ago", shown under the status without hovering.
+    pub fn checked_ago(&self) -> String {
+        match self.connection.status.checked_at {
+            Some(t) => format!("checked {}", time::ago(t)),
+            None => "never checked".to_owned(),
+        }
+    }
+
+    pub fn checked_exact(&self) -> String {
+        self.connection.status.checked_at.map(time::exact).unwrap_or_default()
+    }
+
+    pub fn checked_iso(&self) -> String {
+        self.connection.status.checked_at.map(time::iso).unwrap_or_default()
     }
 
     /// The badge's hover text: when it was checked, and why if NOT ACTIVE.
@@ -318,6 +339,7 @@ pub(super) async fn index(
     let filter = filter.into_inner();
     filter.check_lengths()?;
     let filter = filter.clean();
+    ctx.session.remember_list(&filter.url());
     let query = filter.query();
     let environment = ctx.environment;
     let loaded = db(&state, move |conn, _| Ok(store::overview(conn, environment, &query)?)).await?;

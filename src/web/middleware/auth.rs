@@ -152,6 +152,9 @@ fn refuse<B>(
 /// gets 401, with a redirect htmx follows instead of swapping an error in.
 fn anonymous(req: &HttpRequest, fresh_install: bool) -> HttpResponse {
     let target = if fresh_install { "/setup" } else { "/sign-in" };
+    // htmx goes to the sign-in page saying why (app.js keeps the form's
+    // non-secret input for after it).
+    let hx_target = if fresh_install { "/setup" } else { "/sign-in?ended=1" };
     if *req.method() == Method::GET && !wants_fragment(req) {
         return see_other(target);
     }
@@ -167,6 +170,6 @@ fn anonymous(req: &HttpRequest, fresh_install: bool) -> HttpResponse {
     let mut response = respond(req, &error);
     response
         .headers_mut()
-        .insert(header::HeaderName::from_static("hx-redirect"), HeaderValue::from_static(target));
+        .insert(header::HeaderName::from_static("hx-redirect"), HeaderValue::from_static(hx_target));
     response
 }
