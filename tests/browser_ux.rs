@@ -70,13 +70,19 @@ async fn finish(b: Browser) {
 }
 
 async fn no_sideways_scroll(b: &Browser, width: u32) {
-    let widths = b.js("return [document.documentElement.scrollWidth, window.innerWidth]").await;
+    // The layout viewport: with a phone's emulation, `innerWidth` is the
+    // visual one, which widens when a page too wide is zoomed out to fit.
+    let widths =
+        b.js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]").await;
     let (scroll, inner) = (widths[0].as_u64().unwrap_or(0), widths[1].as_u64().unwrap_or(0));
+    if inner != u64::from(width) {
+        b.problem(format!("the viewport is {inner} px wide, not the {width} px under test"));
+    }
     if scroll > inner {
         // Name the widest element, to say what to fix.
         let culprit = b
             .js("let w = null; for (const e of document.querySelectorAll('body *')) { \
-                 const r = e.getBoundingClientRect(); if (r.right > window.innerWidth + 1 && (!w || r.right > w[1])) \
+                 const r = e.getBoundingClientRect(); if (r.right > document.documentElement.clientWidth + 1 && (!w || r.right > w[1])) \
                  w = [e.tagName + '.' + e.className + '#' + e.id, r.right]; } return w;")
             .await;
         b.problem(format!(

@@ -186,6 +186,12 @@ impl Browser {
             // (WebDriver's scripts still do, so the test can look).
             options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
+        if width < 500 {
+            // Headless Chromium keeps its window at least 500 px wide; a
+            // phone's viewport needs the device emulation.
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } });
+        }
         caps.insert("goog:chromeOptions".into(), options);
         // Keeps the console, so CSP violations and script errors can be read.
         caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
