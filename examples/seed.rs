@@ -4,10 +4,13 @@
 //!     cargo run --release --example seed -- <data dir> <count> [environment]
 //!
 //! Goes through the same store code as the web forms (secrets sealed with
-//! the data folder's key), so what it writes is what users would create.
+//! the data folder's key, the counters and the search index kept by the
+//! database), so what it writes is what users would create. DATABASE_URL,
+//! when set, names the database as it does for Plugboard itself.
 
 use std::collections::BTreeMap;
 
+use diesel::Connection as _;
 use plugboard::catalog::Catalog;
 use plugboard::connections::{Draft, store};
 use plugboard::crypto::Keyring;
@@ -25,7 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(e) => Environment::parse(&e).ok_or(usage)?,
         None => Environment::Development,
     };
-    let settings = plugboard::Settings::with_data_dir(&data_dir);
+    let mut settings = plugboard::Settings::with_data_dir(&data_dir);
+    settings.database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
     std::fs::create_dir_all(&data_dir)?;
     let (keyring, _) = Keyring::load_or_create(&settings.encryption_key_path())?;
     let catalog = Catalog::load(None, &BuiltinIcons)?;
@@ -33,30 +37,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut conn = pool.get()?;
     let tag_names = ["billing", "marketing", "ops", "eu", "us", "critical", "sandbox", "team-a"];
     let components = catalog.components();
-    for i in 0..count {
-        let component = &components[i % components.len()];
-        let method = &component.auth_methods[0];
-        let mut parameters = BTreeMap::new();
-        let mut secrets = BTreeMap::new();
-        for field in component.settings.iter().chain(&method.fields) {
-            let value = format!("{}-{i}", field.key);
-            if field.secret {
-                secrets.insert(field.key.clone(), SecretString::from(value));
-            } else {
-                parameters.insert(field.key.clone(), value);
+    // A thousand rows per transaction: one commit each, not one per row.
+    for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
+        conn.transaction(|conn| {
+            for &i in batch {
+                insert_one(conn, &keyring, components, &tag_names, i, environment)?;
             }
-        }
-        let draft = Draft {
-            name: format!("{} {i}", component.name),
-            auth_method: method.key.clone(),
-            parameters,
-            secrets,
-            kept_secrets: Default::default(),
-            tags: vec![TagName::parse(tag_names[i % tag_names.len()])?],
-            author: Some("seed".to_owned()),
-        };
-        store::insert(&mut conn, &keyring, environment, &component.key, &draft)?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        })?;
     }
     println!("seeded {count} connections into {} ({})", data_dir.display(), environment.as_str());
+    Ok(())
+}
+
+fn insert_one(
+    conn: &mut plugboard::db::DbConnection,
+    keyring: &Keyring,
+    components: &[plugboard::catalog::Component],
+    tag_names: &[&str],
+    i: usize,
+    environment: Environment,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let component = &components[i % components.len()];
+    let method = &component.auth_methods[0];
+    let mut parameters = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    for field in component.settings.iter().chain(&method.fields) {
+        let value = format!("{}-{i}", field.key);
+        if field.secret {
+            secrets.insert(field.key.clone(), SecretString::from(value));
+        } else {
+            parameters.insert(field.key.clone(), value);
+        }
+    }
+    let draft = Draft {
+        name: format!("{} {i}", component.name),
+        auth_method: method.key.clone(),
+        parameters,
+        secrets,
+        kept_secrets: Default::default(),
+        tags: vec![TagName::parse(tag_names[i % tag_names.len()])?],
+        author: Some("seed".to_owned()),
+    };
+    store::insert(conn, keyring, environment, &component.key, &draft)?;
     Ok(())
 }

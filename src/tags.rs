@@ -7,8 +7,7 @@ use diesel::prelude::*;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::db::DbConnection;
-use crate::db::schema::{connection_tags, tags};
-use crate::environment::Environment;
+use crate::db::schema::tags;
 
 pub const MAX_TAG_CHARS: usize = 40;
 
@@ -170,32 +169,6 @@ pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Tag>> {
 /// Every tag, by name: the choices offered in a form.
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Tag>> {
     tags::table.order(tags::name_key.asc()).select((tags::id, tags::name)).load(conn)
-}
-
-/// Tags used in an environment, with how many of its connections carry
-/// each, by name.
-pub fn counts(conn: &mut DbConnection, environment: Environment) -> QueryResult<Vec<TagCount>> {
-    // Two small queries: the counts come from one index range, without
-    // touching the connections themselves.
-    let counts: Vec<(i64, i64)> = connection_tags::table
-        .filter(connection_tags::environment.eq(environment.as_str()))
-        .group_by(connection_tags::tag_id)
-        .select((connection_tags::tag_id, diesel::dsl::count_star()))
-        .load(conn)?;
-    let names: Vec<(i64, String)> = tags::table
-        .filter(tags::id.eq_any(counts.iter().map(|(id, _)| *id)))
-        .select((tags::id, tags::name))
-        .load(conn)?;
-    let names: std::collections::HashMap<i64, String> = names.into_iter().collect();
-    let mut out: Vec<TagCount> = counts
-        .into_iter()
-        .filter_map(|(id, connections)| {
-            let name = names.get(&id)?.clone();
-            Some(TagCount { tag: Tag { id: TagId(id), name }, connections })
-        })
-        .collect();
-    out.sort_by_key(|t| t.tag.name.to_lowercase());
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -246,8 +246,18 @@ async fn pagination_shows_fifty_per_page() {
     let prev = second.attr("nav.pagination a[rel=prev]", "href").expect("a previous link");
     assert_eq!(names(&app.get(&prev).await), shown);
 
-    // A page past the end shows the last; unreadable pages show the first.
-    assert_eq!(names(&app.get("/?sort=name&page=99").await).len(), 5);
+    // The Next link starts after the page's last row, rather than
+    // counting rows from the start again.
+    assert!(next.contains("after="), "{next}");
+    // A page past the end is answered with the last page, under its own
+    // address; unreadable pages show the first.
+    let past = app.get("/?sort=name&page=99").await;
+    assert_eq!(past.status, StatusCode::SEE_OTHER);
+    let last = past.header("location").expect("where the last page is").to_owned();
+    assert_eq!(last, "/?sort=name&page=2");
+    let last = app.get(&last).await;
+    assert_eq!(names(&last).len(), 5);
+    assert!(last.text_of("nav.pagination").contains("Page 2 of 2"));
     for bad in ["0", "-3", "abc", "99999999999999999999999"] {
         let page = app.get(&format!("/?sort=name&page={bad}")).await;
         assert_eq!(page.status, StatusCode::OK, "page={bad}");
@@ -1103,4 +1113,109 @@ async fn static_files_and_icons_are_served() {
 
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Following Next from the first page, and Previous back from the last,
+/// meets every connection once, in the order each sort promises; a
+/// bookmarked page number opens the same rows as the links reach.
+#[actix_web::test]
+async fn every_sort_pages_through_every_connection_both_ways() {
+    use diesel::RunQueryDsl;
+    use plugboard::connections::Sort;
+
+    #[derive(diesel::QueryableByName)]
+    struct Named {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+
+    let app = common::spawn().await;
+    let names_of =
+        |i: usize| ["Émile", "alpha", "Zeta", "beta", "émile"][i % 5].to_owned() + &format!(" {}", i / 5);
+    app.create_many("slack", "bot_token", 60, names_of, &[("field:token", SLACK_TOKEN)]).await;
+    app.create_many("github", "token", 50, |i| names_of(i + 1), &[("field:token", "ghp_x")]).await;
+    // Some ACTIVE, so the status sort has two groups.
+    diesel::sql_query("UPDATE connections SET status = 'active' WHERE id % 3 = 0")
+        .execute(&mut app.db())
+        .unwrap();
+
+    for sort in Sort::ALL {
+        let order = match sort.as_str().trim_start_matches('-') {
+            "newest" => "created_at DESC, id DESC",
+            "oldest" => "created_at, id",
+            "name" => "name_key, id",
+            "component" => "component, name_key, id",
+            _ => "status, name_key, id",
+        };
+        let order = if sort.as_str().starts_with('-') {
+            order.split(", ").map(|c| format!("{c} DESC")).collect::<Vec<_>>().join(", ")
+        } else {
+            order.to_owned()
+        };
+        let expected: Vec<String> =
+            diesel::sql_query(format!("SELECT name FROM connections ORDER BY {order}"))
+                .load::<Named>(&mut app.db())
+                .unwrap()
+                .into_iter()
+                .map(|n| n.name)
+                .collect();
+
+        let mut forward = Vec::new();
+        let mut url = format!("/?sort={}", sort.as_str());
+        let mut pages = Vec::new();
+        loop {
+            let page = app.get(&url).await;
+            assert_eq!(page.status, StatusCode::OK, "{url}");
+            forward.extend(names(&page));
+            pages.push(names(&page));
+            match page.attr("nav.pagination a[rel=next]", "href") {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        assert_eq!(forward, expected, "{}: forward", sort.as_str());
+        assert_eq!(pages.len(), 3);
+
+        let mut backward: Vec<Vec<String>> = Vec::new();
+        loop {
+            let page = app.get(&url).await;
+            backward.push(names(&page));
+            match page.attr("nav.pagination a[rel=prev]", "href") {
+                Some(prev) => url = prev,
+                None => break,
+            }
+        }
+        backward.reverse();
+        assert_eq!(backward, pages, "{}: backward", sort.as_str());
+        for (i, shown) in pages.iter().enumerate() {
+            let bookmark = app.get(&format!("/?sort={}&page={}", sort.as_str(), i + 1)).await;
+            assert_eq!(&names(&bookmark), shown, "{}: page {}", sort.as_str(), i + 1);
+        }
+    }
+}
+
+/// The column headers sort the list, and say which way it is sorted.
+#[actix_web::test]
+async fn column_headers_sort_the_list() {
+    let app = common::spawn().await;
+    app.create("github", "bravo", &[("token", "ghp_1")]).await;
+    app.create("slack", "alpha", &[("token", SLACK_TOKEN)]).await;
+    let page = app.get("/").await;
+    let header = |page: &Page, label: &str| {
+        let html = page.html();
+        let selector = scraper::Selector::parse("table.connections th").unwrap();
+        let th =
+            html.select(&selector).find(|th| th.text().collect::<String>().contains(label)).expect(label);
+        let link = th.select(&scraper::Selector::parse("a").unwrap()).next().expect("a link");
+        (link.value().attr("href").unwrap().to_owned(), th.value().attr("aria-sort").map(str::to_owned))
+    };
+    assert_eq!(header(&page, "Created"), ("/?sort=oldest".to_owned(), Some("descending".to_owned())));
+    let (by_name, sorted) = header(&page, "Name");
+    assert_eq!((by_name.as_str(), sorted), ("/?sort=name", None));
+    let page = app.get(&by_name).await;
+    assert_eq!(names(&page), vec!["alpha", "bravo"]);
+    assert_eq!(header(&page, "Name"), ("/?sort=-name".to_owned(), Some("ascending".to_owned())));
+    let page = app.get("/?sort=-component").await;
+    assert_eq!(names(&page), vec!["alpha", "bravo"], "Slack before GitHub");
+    assert_eq!(header(&page, "Component").0, "/?sort=component");
 }

@@ -10,7 +10,7 @@ mod common;
 use diesel::RunQueryDsl;
 use diesel::connection::{Connection, InstrumentationEvent};
 use diesel::sql_types::Text;
-use plugboard::connections::{ListQuery, Sort, Status, store};
+use plugboard::connections::{ConnectionId, ListQuery, Sort, Status, listing};
 use plugboard::db::DbConnection;
 use plugboard::environment::Environment;
 
@@ -30,16 +30,36 @@ struct SqlitePlan {
 
 const ROWS: u32 = 100_000;
 
-/// The lists a person opens: every filter and sort the page offers.
-fn list_queries() -> Vec<(&'static str, ListQuery)> {
+/// The lists a person opens: every filter and sort the page offers, a
+/// bookmarked page, the pages a Next and a Previous link open (starting
+/// from `anchor`), and name searches long and short.
+fn list_queries(anchor: ConnectionId) -> Vec<(String, ListQuery)> {
     let base = ListQuery { page: 1, per_page: PER_PAGE, ..ListQuery::default() };
-    vec![
-        ("newest first", base.clone()),
-        ("name A-Z, page 100", ListQuery { sort: Sort::NameAsc, page: 100, ..base.clone() }),
-        ("one component", ListQuery { component: Some("slack".into()), ..base.clone() }),
-        ("one status", ListQuery { status: Some(Status::Active), ..base.clone() }),
-        ("one tag", ListQuery { tag: Some("billing".into()), ..base }),
-    ]
+    let mut queries = vec![
+        ("one component".to_owned(), ListQuery { component: Some("slack".into()), ..base.clone() }),
+        ("one status".to_owned(), ListQuery { status: Some(Status::Active), ..base.clone() }),
+        ("one tag".to_owned(), ListQuery { tag: Some("billing".into()), ..base.clone() }),
+        (
+            "component and status".to_owned(),
+            ListQuery { component: Some("slack".into()), status: Some(Status::NotActive), ..base.clone() },
+        ),
+        ("name search".to_owned(), ListQuery { search: Some("ction 12".into()), ..base.clone() }),
+        ("short name search".to_owned(), ListQuery { search: Some("12".into()), ..base.clone() }),
+    ];
+    for sort in Sort::ALL {
+        let name = sort.as_str();
+        queries.push((format!("{name}, page 1"), ListQuery { sort, ..base.clone() }));
+        queries.push((format!("{name}, page 100"), ListQuery { sort, page: 100, ..base.clone() }));
+        queries.push((
+            format!("{name}, next"),
+            ListQuery { sort, page: 3, after: Some(anchor), ..base.clone() },
+        ));
+        queries.push((
+            format!("{name}, previous"),
+            ListQuery { sort, page: 3, before: Some(anchor), ..base.clone() },
+        ));
+    }
+    queries
 }
 
 /// Runs `work` on `conn` and returns every statement it sent, with the
@@ -172,11 +192,13 @@ async fn list_queries_use_indexes_at_100k_connections() {
         diesel::sql_query("VACUUM ANALYZE connections, connection_tags").execute(&mut conn).expect("vacuum");
     }
     let mut statements: Vec<(String, String)> = Vec::new();
-    for (what, query) in list_queries() {
+    let anchor = ConnectionId(3 * 5_000);
+    for (what, query) in list_queries(anchor) {
         let sent = recorded(&mut conn, |conn| {
-            store::overview(conn, Environment::Development, &query).expect("the list loads");
+            let page = listing::overview(conn, Environment::Development, &query).expect("the list loads");
+            assert_eq!(page.page.connections.len(), PER_PAGE as usize, "{what}: a full page");
         });
-        assert!(sent.len() >= 5, "{what}: expected the page, its count and the sidebar counts, got {sent:?}");
+        assert!(sent.len() >= 4, "{what}: expected the counters, the page and its tags, got {sent:?}");
         for (i, sql) in sent.into_iter().enumerate() {
             statements.push((format!("{what}, statement {}", i + 1), sql));
         }

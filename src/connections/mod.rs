@@ -1,7 +1,9 @@
 //! Connections: a component's credentials and settings in one environment,
 //! with a status that says whether they work.
 
+pub mod counts;
 pub mod input;
+pub mod listing;
 pub mod operations;
 pub mod status;
 pub mod store;
@@ -15,8 +17,9 @@ use chrono::NaiveDateTime;
 use crate::environment::Environment;
 use crate::tags::Tag;
 pub use input::{ConnectionInput, Draft, FieldErrors};
+pub use listing::{ListPage, ListQuery, Listed, Sort, SortColumn};
 pub use status::{Status, StatusReport};
-pub use store::{ListPage, ListQuery, Sort, StoreError};
+pub use store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub i64);

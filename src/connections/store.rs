@@ -13,8 +13,8 @@ use super::input::Draft;
 use super::status::{Status, StatusReport};
 use super::{Connection, ConnectionId};
 use crate::crypto::{CryptoError, Keyring, Sealed};
+use crate::db::DbConnection;
 use crate::db::schema::{connection_checks, connection_tags, connections, tags};
-use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
 
@@ -368,7 +368,10 @@ fn set_tags(
     Ok(())
 }
 
-fn tags_of(conn: &mut DbConnection, ids: &[ConnectionId]) -> QueryResult<HashMap<ConnectionId, Vec<Tag>>> {
+pub(super) fn tags_of(
+    conn: &mut DbConnection,
+    ids: &[ConnectionId],
+) -> QueryResult<HashMap<ConnectionId, Vec<Tag>>> {
     let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let rows: Vec<(i64, i64, String)> = connection_tags::table
         .inner_join(tags::table)
@@ -381,173 +384,6 @@ fn tags_of(conn: &mut DbConnection, ids: &[ConnectionId]) -> QueryResult<HashMap
         map.entry(ConnectionId(connection)).or_default().push(Tag { id: TagId(tag), name });
     }
     Ok(map)
-}
-
-// ---- the list ----
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sort {
-    #[default]
-    Newest,
-    Oldest,
-    NameAsc,
-    NameDesc,
-}
-
-impl Sort {
-    pub const ALL: [Sort; 4] = [Sort::Newest, Sort::Oldest, Sort::NameAsc, Sort::NameDesc];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sort::Newest => "newest",
-            Sort::Oldest => "oldest",
-            Sort::NameAsc => "name",
-            Sort::NameDesc => "-name",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Sort::Newest => "Newest first",
-            Sort::Oldest => "Oldest first",
-            Sort::NameAsc => "Name A–Z",
-            Sort::NameDesc => "Name Z–A",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Sort> {
-        Sort::ALL.into_iter().find(|o| o.as_str() == s)
-    }
-}
-
-/// Which connections to show: every field narrows the list.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    pub component: Option<String>,
-    pub tag: Option<String>,
-    pub status: Option<Status>,
-    pub search: Option<String>,
-    pub sort: Sort,
-    /// Counted from 1.
-    pub page: i64,
-    pub per_page: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListPage {
-    pub connections: Vec<Connection>,
-    pub total: i64,
-    pub page: i64,
-    pub pages: i64,
-}
-
-type Filtered<'a> = connections::BoxedQuery<'a, MultiBackend>;
-
-fn filtered<'a>(environment: Environment, query: &'a ListQuery, tag: Option<TagId>) -> Filtered<'a> {
-    let mut q = connections::table.filter(connections::environment.eq(environment.as_str())).into_boxed();
-    if let Some(component) = &query.component {
-        q = q.filter(connections::component.eq(component));
-    }
-    if let Some(tag) = tag {
-        q = q.filter(
-            connections::id.eq_any(
-                connection_tags::table
-                    .filter(connection_tags::environment.eq(environment.as_str()))
-                    .filter(connection_tags::tag_id.eq(tag.0))
-                    .select(connection_tags::connection_id),
-            ),
-        );
-    }
-    if let Some(status) = query.status {
-        q = q.filter(connections::status.eq(status.as_str()));
-    }
-    if let Some(search) = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let escaped = fold(search).replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        q = q.filter(connections::name_key.like(format!("%{escaped}%")).escape('\\'));
-    }
-    q
-}
-
-pub fn list(
-    conn: &mut DbConnection,
-    environment: Environment,
-    query: &ListQuery,
-) -> Result<ListPage, StoreError> {
-    let per_page = query.per_page.clamp(1, 200);
-    let tag = match &query.tag {
-        Some(name) => match tag_store::find(conn, name)? {
-            Some(tag) => Some(tag.id),
-            // An unknown tag matches nothing, rather than everything.
-            None => {
-                return Ok(ListPage { connections: Vec::new(), total: 0, page: 1, pages: 1 });
-            }
-        },
-        None => None,
-    };
-    let total: i64 = filtered(environment, query, tag).count().get_result(conn)?;
-    let pages = ((total + per_page - 1) / per_page).max(1);
-    let page = query.page.clamp(1, pages);
-    let mut rows = filtered(environment, query, tag).select(Row::as_select());
-    rows = match query.sort {
-        Sort::Newest => rows.order((connections::created_at.desc(), connections::id.desc())),
-        Sort::Oldest => rows.order((connections::created_at.asc(), connections::id.asc())),
-        Sort::NameAsc => rows.order((connections::name_key.asc(), connections::id.asc())),
-        Sort::NameDesc => rows.order((connections::name_key.desc(), connections::id.desc())),
-    };
-    let rows: Vec<Row> = rows.limit(per_page).offset((page - 1) * per_page).load(conn)?;
-    let ids: Vec<ConnectionId> = rows.iter().map(|r| ConnectionId(r.id)).collect();
-    let mut tags = tags_of(conn, &ids)?;
-    let connections = rows
-        .into_iter()
-        .map(|row| {
-            let tags = tags.remove(&ConnectionId(row.id)).unwrap_or_default();
-            row.into_connection(tags)
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(ListPage { connections, total, page, pages })
-}
-
-/// Everything the Connections page shows for one request: the page of
-/// connections and the sidebar's counts.
-#[derive(Debug, Clone)]
-pub struct Overview {
-    pub page: ListPage,
-    /// ACTIVE and NOT ACTIVE.
-    pub statuses: (i64, i64),
-    pub component_counts: Vec<(String, i64)>,
-    pub tag_counts: Vec<tag_store::TagCount>,
-    /// The OAuth2 tokens' state of the page's connections that have them.
-    pub tokens: HashMap<ConnectionId, super::tokens::TokenState>,
-}
-
-/// What the list page reads, in the queries it sends (`tests/query_plans.rs`
-/// checks that each is served by an index).
-pub fn overview(
-    conn: &mut DbConnection,
-    environment: Environment,
-    query: &ListQuery,
-) -> Result<Overview, StoreError> {
-    let page = list(conn, environment, query)?;
-    let ids: Vec<ConnectionId> = page.connections.iter().map(|c| c.id).collect();
-    Ok(Overview {
-        tokens: super::tokens::states(conn, &ids)?,
-        page,
-        statuses: status_counts(conn, environment)?,
-        component_counts: component_counts(conn, environment)?,
-        tag_counts: tag_store::counts(conn, environment)?,
-    })
-}
-
-/// How many connections each component has in an environment.
-pub fn component_counts(
-    conn: &mut DbConnection,
-    environment: Environment,
-) -> QueryResult<Vec<(String, i64)>> {
-    connections::table
-        .filter(connections::environment.eq(environment.as_str()))
-        .group_by(connections::component)
-        .select((connections::component, diesel::dsl::count_star()))
-        .load(conn)
 }
 
 // ---- checks ----
@@ -754,15 +590,4 @@ pub fn schedule_unscheduled(conn: &mut DbConnection, at: NaiveDateTime) -> Query
     diesel::update(connections::table.filter(connections::next_check_at.is_null()))
         .set(connections::next_check_at.eq(at))
         .execute(conn)
-}
-
-/// How many connections of an environment are ACTIVE and NOT ACTIVE.
-pub fn status_counts(conn: &mut DbConnection, environment: Environment) -> QueryResult<(i64, i64)> {
-    let rows: Vec<(String, i64)> = connections::table
-        .filter(connections::environment.eq(environment.as_str()))
-        .group_by(connections::status)
-        .select((connections::status, diesel::dsl::count_star()))
-        .load(conn)?;
-    let count = |s: Status| rows.iter().filter(|(k, _)| k == s.as_str()).map(|(_, n)| n).sum();
-    Ok((count(Status::Active), count(Status::NotActive)))
 }

@@ -142,6 +142,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// How many connections of an environment have each status and each
+    /// component, kept by triggers (see the migration list_at_scale).
+    connection_counts (environment, facet, value) {
+        environment -> Text,
+        facet -> Text,
+        value -> Text,
+        connections -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// How many connections of an environment carry each tag, kept by
+    /// triggers.
+    tag_counts (environment, tag_id) {
+        environment -> Text,
+        tag_id -> BigInt,
+        connections -> BigInt,
+    }
+}
+
+diesel::joinable!(tag_counts -> tags (tag_id));
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
 diesel::joinable!(connection_checks -> connections (connection_id));
@@ -156,5 +178,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sign_in_failures,
     audit_events,
     oauth_attempts,
-    connection_tokens
+    connection_tokens,
+    connection_counts,
+    tag_counts
 );

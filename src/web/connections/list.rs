@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::catalog::Component;
 use crate::connections::tokens::TokenState;
-use crate::connections::{Connection, ListPage, ListQuery, Sort, Status, store};
+use crate::connections::{ConnectionId, ListPage, ListQuery, Listed, Sort, SortColumn, Status, listing};
 use crate::environment::Environment;
 use crate::tags::TagCount;
 use crate::web::error::AppError;
@@ -33,6 +33,12 @@ pub struct Filter {
     pub sort: Option<String>,
     #[serde(default)]
     pub page: Option<String>,
+    /// Next and Previous links: the page starts after, or ends before,
+    /// this connection (see `connections::listing`).
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub before: Option<String>,
 }
 
 /// The longest value a filter takes. Names, keys and tags are all shorter,
@@ -73,6 +79,9 @@ impl Filter {
         self.q = keep(self.q);
         self.sort = keep(self.sort).filter(|s| Sort::parse(s).is_some());
         self.page = keep(self.page).filter(|p| p.parse::<i64>().is_ok_and(|p| p > 1));
+        let id = |v: Option<String>| keep(v).filter(|p| p.parse::<i64>().is_ok_and(|p| p > 0));
+        self.after = id(self.after);
+        self.before = id(self.before).filter(|_| self.after.is_none());
         self
     }
 
@@ -84,6 +93,8 @@ impl Filter {
             search: self.q.clone(),
             sort: self.sort.as_deref().and_then(Sort::parse).unwrap_or_default(),
             page: self.page.as_deref().and_then(|p| p.parse().ok()).unwrap_or(1),
+            after: self.after.as_deref().and_then(|p| p.parse().ok()).map(ConnectionId),
+            before: self.before.as_deref().and_then(|p| p.parse().ok()).map(ConnectionId),
             per_page: PER_PAGE,
         }
     }
@@ -96,10 +107,17 @@ impl Filter {
         self.component.is_some() || self.tag.is_some() || self.status.is_some() || self.q.is_some()
     }
 
-    /// The URL of this filter, with `change` applied.
+    /// The URL of this filter, with `change` applied. A change leaves
+    /// the page's place (its Next or Previous row) behind unless it sets
+    /// one itself.
     fn url_with(&self, change: impl FnOnce(&mut Filter)) -> String {
-        let mut f = self.clone();
+        let mut f = Filter { after: None, before: None, ..self.clone() };
         change(&mut f);
+        f.to_url()
+    }
+
+    fn to_url(&self) -> String {
+        let f = self;
         let mut out = form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
             ("component", &f.component),
@@ -108,6 +126,8 @@ impl Filter {
             ("q", &f.q),
             ("sort", &f.sort),
             ("page", &f.page),
+            ("after", &f.after),
+            ("before", &f.before),
         ] {
             if let Some(v) = value {
                 out.append_pair(name, v);
@@ -117,8 +137,9 @@ impl Filter {
         if query.is_empty() { "/".to_owned() } else { format!("/?{query}") }
     }
 
+    /// This very list, its place included (htmx reloads it after a change).
     pub fn url(&self) -> String {
-        self.url_with(|_| {})
+        self.to_url()
     }
 
     pub fn component_url(&self, key: &str) -> String {
@@ -174,8 +195,38 @@ impl Filter {
         })
     }
 
-    pub fn page_url(&self, page: &i64) -> String {
-        self.url_with(|f| f.page = (*page > 1).then(|| page.to_string()))
+    /// A numbered page, as a bookmark has it.
+    pub fn page_url(&self, page: i64) -> String {
+        self.url_with(|f| f.page = (page > 1).then(|| page.to_string()))
+    }
+
+    /// The page after `page`, starting after its last row.
+    pub fn next_url(&self, page: &ListPage) -> String {
+        self.url_with(|f| {
+            f.page = Some((page.page + 1).to_string());
+            f.after = page.last_id().map(|id| id.to_string());
+        })
+    }
+
+    /// The page before `page`, ending before its first row; the first
+    /// page is always plain `/`, as it is linked from everywhere else.
+    pub fn previous_url(&self, page: &ListPage) -> String {
+        if page.page <= 2 {
+            return self.page_url(1);
+        }
+        self.url_with(|f| {
+            f.page = Some((page.page - 1).to_string());
+            f.before = page.first_id().map(|id| id.to_string());
+        })
+    }
+
+    /// What a click on a column's header shows: the list sorted by that
+    /// column (the other way round if it is already), from the first page.
+    pub fn sort_url(&self, column: SortColumn) -> String {
+        self.url_with(|f| {
+            f.sort = Some(self.sort().toggled(column).as_str().to_owned());
+            f.page = None;
+        })
     }
 
     pub fn clear_url(&self) -> String {
@@ -202,7 +253,7 @@ impl<'a> ComponentRef<'a> {
 }
 
 pub struct Row<'a> {
-    pub connection: &'a Connection,
+    pub connection: &'a Listed,
     /// OAuth2 connections: when the access token expires, when refreshed.
     pub token: Option<&'a TokenState>,
     /// Signs in with OAuth2 (authorization code): it can be reconnected.
@@ -282,6 +333,32 @@ impl Row<'_> {
     }
 }
 
+/// A column header that sorts the list.
+pub struct Header {
+    pub label: &'static str,
+    pub url: String,
+    /// `aria-sort` of the column the list is sorted by.
+    pub aria_sort: Option<&'static str>,
+}
+
+impl Header {
+    fn new(filter: &Filter, column: SortColumn, label: &'static str) -> Header {
+        let sort = filter.sort();
+        let aria_sort =
+            (sort.column() == column).then_some(if sort.descending() { "descending" } else { "ascending" });
+        Header { label, url: filter.sort_url(column), aria_sort }
+    }
+
+    /// The arrow beside the sorted column's label.
+    pub fn arrow(&self) -> &'static str {
+        match self.aria_sort {
+            Some("ascending") => " ▲",
+            Some(_) => " ▼",
+            None => "",
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "workspace_partial.html")]
 pub struct Workspace<'a> {
@@ -294,7 +371,8 @@ pub struct Workspace<'a> {
     pub tags: &'a [TagCount],
     pub total_in_environment: i64,
     pub filtered_component_name: Option<&'a str>,
-    pub sorts: [Sort; 4],
+    pub sorts: [Sort; 8],
+    pub headers: [Header; 4],
     pub active: i64,
     pub not_active: i64,
     /// Members and admins see the buttons that change connections.
@@ -302,16 +380,8 @@ pub struct Workspace<'a> {
 }
 
 impl Workspace<'_> {
-    pub fn previous_page(&self) -> Option<i64> {
-        (self.page.page > 1).then_some(self.page.page - 1)
-    }
-
-    pub fn next_page(&self) -> Option<i64> {
-        (self.page.page < self.page.pages).then_some(self.page.page + 1)
-    }
-
     pub fn first_shown(&self) -> i64 {
-        if self.page.total == 0 { 0 } else { (self.page.page - 1) * PER_PAGE + 1 }
+        if self.page.total == 0 || self.rows.is_empty() { 0 } else { (self.page.page - 1) * PER_PAGE + 1 }
     }
 
     pub fn last_shown(&self) -> i64 {
@@ -342,34 +412,41 @@ pub(super) async fn index(
     ctx.session.remember_list(&filter.url());
     let query = filter.query();
     let environment = ctx.environment;
-    let loaded = db(&state, move |conn, _| Ok(store::overview(conn, environment, &query)?)).await?;
+    let loaded = db(&state, move |conn, _| Ok(listing::overview(conn, environment, &query)?)).await?;
+    if loaded.page.past_end.is_some() {
+        // A bookmark past the end (the list has shrunk): the last page,
+        // under its own address, so the URL and the heading agree.
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, filter.page_url(loaded.page.pages)))
+            .finish());
+    }
 
     let catalog = &state.catalog;
-    let mut components: Vec<ComponentCount> = loaded
-        .component_counts
+    let counts = &loaded.counts;
+    let mut components: Vec<ComponentCount> = counts
+        .components
         .iter()
         .map(|(key, n)| ComponentCount {
             component: ComponentRef::of(key, catalog.get(key)),
             connections: *n,
         })
         .collect();
-    components.sort_by_key(|c| c.component.name.to_lowercase());
+    components.sort_by_cached_key(|c| c.component.name.to_lowercase());
     let rows = loaded
         .page
         .connections
         .iter()
         .map(|connection| {
             let component = catalog.get(&connection.component);
+            let method = component.and_then(|c| c.auth_method(&connection.auth_method));
             Row {
                 connection,
                 token: loaded.tokens.get(&connection.id),
-                signs_in: component.and_then(|c| c.auth_method(&connection.auth_method)).is_some_and(|m| {
+                signs_in: method.is_some_and(|m| {
                     matches!(m.kind, crate::catalog::AuthKind::Oauth2AuthorizationCode { .. })
                 }),
                 component: ComponentRef::of(&connection.component, component),
-                auth_label: component
-                    .and_then(|c| c.auth_method(&connection.auth_method))
-                    .map_or(connection.auth_method.as_str(), |m| m.label.as_str()),
+                auth_label: method.map_or(connection.auth_method.as_str(), |m| m.label.as_str()),
             }
         })
         .collect();
@@ -379,16 +456,22 @@ pub(super) async fn index(
         filter: &filter,
         page: &loaded.page,
         rows,
-        total_in_environment: loaded.component_counts.iter().map(|(_, n)| n).sum(),
+        total_in_environment: counts.total(),
         filtered_component_name: filter
             .component
             .as_deref()
             .map(|key| catalog.get(key).map_or(key, |c| c.name.as_str())),
         components,
-        tags: &loaded.tag_counts,
+        tags: &counts.tags,
         sorts: Sort::ALL,
-        active: loaded.statuses.0,
-        not_active: loaded.statuses.1,
+        headers: [
+            Header::new(&filter, SortColumn::Component, "Component"),
+            Header::new(&filter, SortColumn::Name, "Name"),
+            Header::new(&filter, SortColumn::Status, "Status"),
+            Header::new(&filter, SortColumn::Created, "Created"),
+        ],
+        active: counts.active,
+        not_active: counts.not_active,
         can_edit: ctx.can_edit(),
     };
     ctx.respond(StatusCode::OK, "Connections", &workspace)

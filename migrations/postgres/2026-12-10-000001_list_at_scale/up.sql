@@ -1,0 +1,92 @@
+-- The list at 100,000 connections: the sidebar's counts kept as counters,
+-- the column sorts served by indexes, and the name search by a trigram
+-- index.
+--
+-- The counters are kept by triggers, so they move in the same transaction
+-- as every change that moves them, whichever code path makes it (create,
+-- edit, delete, tag, untag, check, OAuth2 status changes, tag rename,
+-- merge and delete; a connection deleted takes its tag links with it
+-- through ON DELETE CASCADE, which fires the links' trigger too).
+
+-- How many connections of an environment have each status and component.
+CREATE TABLE connection_counts (
+    environment TEXT NOT NULL,
+    -- 'status' or 'component'.
+    facet TEXT NOT NULL,
+    value TEXT NOT NULL,
+    connections BIGINT NOT NULL,
+    PRIMARY KEY (environment, facet, value)
+);
+-- How many connections of an environment carry each tag.
+CREATE TABLE tag_counts (
+    environment TEXT NOT NULL,
+    tag_id BIGINT NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+    connections BIGINT NOT NULL,
+    PRIMARY KEY (environment, tag_id)
+);
+
+INSERT INTO connection_counts (environment, facet, value, connections)
+    SELECT environment, 'status', status, COUNT(*) FROM connections GROUP BY environment, status;
+INSERT INTO connection_counts (environment, facet, value, connections)
+    SELECT environment, 'component', component, COUNT(*) FROM connections GROUP BY environment, component;
+INSERT INTO tag_counts (environment, tag_id, connections)
+    SELECT environment, tag_id, COUNT(*) FROM connection_tags GROUP BY environment, tag_id;
+
+-- One statement per change, its counter rows taken in key order: two
+-- transactions moving the same counters the opposite way (one check
+-- finding a connection ACTIVE, another finding one NOT ACTIVE) lock them
+-- in the same order and cannot deadlock.
+CREATE FUNCTION connections_counted() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO connection_counts (environment, facet, value, connections)
+    SELECT e, f, v, SUM(d) FROM (
+        SELECT OLD.environment, 'status', OLD.status, -1 WHERE TG_OP <> 'INSERT'
+        UNION ALL SELECT OLD.environment, 'component', OLD.component, -1 WHERE TG_OP <> 'INSERT'
+        UNION ALL SELECT NEW.environment, 'status', NEW.status, 1 WHERE TG_OP <> 'DELETE'
+        UNION ALL SELECT NEW.environment, 'component', NEW.component, 1 WHERE TG_OP <> 'DELETE'
+    ) AS change (e, f, v, d)
+    GROUP BY e, f, v HAVING SUM(d) <> 0 ORDER BY e, f, v
+    ON CONFLICT (environment, facet, value)
+        DO UPDATE SET connections = connection_counts.connections + EXCLUDED.connections;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER connections_count_insert_delete AFTER INSERT OR DELETE ON connections
+    FOR EACH ROW EXECUTE FUNCTION connections_counted();
+CREATE TRIGGER connections_count_update AFTER UPDATE OF environment, status, component ON connections
+    FOR EACH ROW
+    WHEN (OLD.environment IS DISTINCT FROM NEW.environment OR OLD.status IS DISTINCT FROM NEW.status
+          OR OLD.component IS DISTINCT FROM NEW.component)
+    EXECUTE FUNCTION connections_counted();
+
+CREATE FUNCTION connection_tags_counted() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO tag_counts (environment, tag_id, connections)
+    SELECT e, t, SUM(d) FROM (
+        SELECT OLD.environment, OLD.tag_id, -1 WHERE TG_OP <> 'INSERT'
+        UNION ALL SELECT NEW.environment, NEW.tag_id, 1 WHERE TG_OP <> 'DELETE'
+    ) AS change (e, t, d)
+    GROUP BY e, t HAVING SUM(d) <> 0 ORDER BY e, t
+    ON CONFLICT (environment, tag_id) DO UPDATE SET connections = tag_counts.connections + EXCLUDED.connections;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER connection_tags_count_insert_delete AFTER INSERT OR DELETE ON connection_tags
+    FOR EACH ROW EXECUTE FUNCTION connection_tags_counted();
+CREATE TRIGGER connection_tags_count_update AFTER UPDATE OF environment, tag_id ON connection_tags
+    FOR EACH ROW
+    WHEN (OLD.environment IS DISTINCT FROM NEW.environment OR OLD.tag_id IS DISTINCT FROM NEW.tag_id)
+    EXECUTE FUNCTION connection_tags_counted();
+
+-- The column sorts: component and status, each then by name.
+CREATE INDEX connections_env_component_name ON connections (environment, component, name_key, id);
+CREATE INDEX connections_env_status_name ON connections (environment, status, name_key, id);
+
+-- Substring search on the folded name: a trigram index answers
+-- name_key LIKE '%...%' without reading every name. pg_trgm ships with
+-- PostgreSQL and is a trusted extension (the database's owner may create
+-- it).
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX connections_name_trigrams ON connections USING gin (name_key gin_trgm_ops);

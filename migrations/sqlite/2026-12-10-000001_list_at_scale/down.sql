@@ -1,0 +1,14 @@
+DROP TRIGGER connection_names_update;
+DROP TRIGGER connection_names_delete;
+DROP TRIGGER connection_names_insert;
+DROP TABLE connection_names;
+DROP INDEX connections_env_status_name;
+DROP INDEX connections_env_component_name;
+DROP TRIGGER connection_tags_count_update;
+DROP TRIGGER connection_tags_count_delete;
+DROP TRIGGER connection_tags_count_insert;
+DROP TRIGGER connections_count_update;
+DROP TRIGGER connections_count_delete;
+DROP TRIGGER connections_count_insert;
+DROP TABLE tag_counts;
+DROP TABLE connection_counts;
