@@ -175,10 +175,11 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
     operations::reconnect(conn, &keyring, &actor, prod, d, &BTreeMap::new(), &issued, &lifetime).unwrap();
     assert_counted(conn, "reconnect");
 
-    tag_admin::rename(conn, &actor, tag_id(conn, "eu"), "Europe").unwrap();
+    let (eu, us, new) = (tag_id(conn, "eu"), tag_id(conn, "us"), tag_id(conn, "new"));
+    tag_admin::rename(conn, &actor, eu, "Europe").unwrap();
     assert_counted(conn, "tag rename");
-    tag_admin::merge(conn, &actor, tag_id(conn, "us"), ops).unwrap();
-    tag_admin::merge(conn, &actor, tag_id(conn, "new"), tag_id(conn, "europe")).unwrap();
+    tag_admin::merge(conn, &actor, us, ops).unwrap();
+    tag_admin::merge(conn, &actor, new, eu).unwrap();
     assert_counted(conn, "tag merges (one connection had both tags)");
     tag_admin::delete(conn, &actor, ops).unwrap();
     assert_counted(conn, "tag delete");
