@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 
-use diesel::Connection as _;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -183,7 +182,7 @@ pub fn rename(
         }
     };
     let key = name.key();
-    let result = conn.transaction(|conn| {
+    let result = crate::db::write(conn, |conn| {
         if lock(conn, &[id])? == 0 {
             return Err(TagAdminError::NotFound);
         }
@@ -236,7 +235,7 @@ pub fn merge(
     source: TagId,
     target: TagId,
 ) -> Result<Merged, TagAdminError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         lock(conn, &[source, target])?;
         let source_usage = usage_of(conn, source)?;
         if source == target {
@@ -265,9 +264,15 @@ pub fn merge(
             moved: moved as i64,
             already_tagged: already_tagged as i64,
         };
-        record(conn, actor, Action::TagMerge, &merged.target.name, serde_json::json!({
-            "from": merged.source.tag.name, "into": merged.target.name, "connections": merged.source.total(),
-        }))?;
+        record(
+            conn,
+            actor,
+            Action::TagMerge,
+            &merged.target.name,
+            serde_json::json!({
+                "from": merged.source.tag.name, "into": merged.target.name, "connections": merged.source.total(),
+            }),
+        )?;
         Ok(merged)
     })
 }
@@ -275,7 +280,7 @@ pub fn merge(
 /// Removes a tag from every connection and deletes it. Returns the tag
 /// with the counts it had.
 pub fn delete(conn: &mut DbConnection, actor: &Actor, id: TagId) -> Result<TagUsage, TagAdminError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         if lock(conn, &[id])? == 0 {
             return Err(TagAdminError::NotFound);
         }

@@ -392,10 +392,17 @@ async fn sidebar_lists_components_with_connections_in_this_environment() {
 async fn sidebar_component_link_keeps_the_tag_filter() {
     let app = common::spawn().await;
     seed_three(&app).await;
-    let page = app.get("/?tag=ops&page=2").await;
+    // A second page as its Next link reaches it: after a row.
+    let first = app.get("/?tag=ops&sort=name").await;
+    let first_id = first.attr("tr[data-connection]", "data-connection").unwrap();
+    let page = app.get(&format!("/?tag=ops&sort=name&page=2&after={first_id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let href = page.attr("aside.sidebar a[href*='component=slack']", "href").unwrap();
-    assert!(href.contains("tag=ops"), "{href}");
-    assert!(!href.contains("page="), "choosing a component goes back to page 1: {href}");
+    assert!(href.contains("tag=ops") && href.contains("sort=name"), "{href}");
+    assert!(
+        !href.contains("page=") && !href.contains("after="),
+        "choosing a component goes back to page 1: {href}"
+    );
     assert_eq!(names(&app.get(&href).await), vec!["Team Slack"]);
 }
 

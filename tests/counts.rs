@@ -14,6 +14,7 @@ use plugboard::audit::Actor;
 use plugboard::connections::operations::{self, CheckResult, RefreshOutcome};
 use plugboard::connections::tokens::{Lifetime, Tokens};
 use plugboard::connections::{ConnectionId, Draft, Status, StatusReport, counts};
+use plugboard::crypto::Keyring;
 use plugboard::db::DbConnection;
 use plugboard::db::schema::{connection_tags, connections, tags};
 use plugboard::environment::Environment;
@@ -100,7 +101,14 @@ fn check(status: Status, version: i32) -> (StatusReport, i32) {
     (StatusReport { status, reason, checked_at: Some(Utc::now().naive_utc()) }, version)
 }
 
-fn record(conn: &mut DbConnection, environment: Environment, id: ConnectionId, status: Status, version: i32) {
+fn record(
+    conn: &mut DbConnection,
+    keyring: &Keyring,
+    environment: Environment,
+    id: ConnectionId,
+    status: Status,
+    version: i32,
+) {
     let (report, version) = check(status, version);
     let result = CheckResult {
         checked_version: version,
@@ -109,8 +117,10 @@ fn record(conn: &mut DbConnection, environment: Environment, id: ConnectionId, s
         duration_ms: 3,
         unreachable: false,
         next_check_at: Utc::now().naive_utc() + Duration::hours(1),
+        issued: None,
     };
-    operations::record_check(conn, &Actor::System, environment, id, &result).expect("check recorded");
+    operations::record_check(conn, keyring, &Actor::System, environment, id, &result)
+        .expect("check recorded");
 }
 
 fn tokens() -> (Tokens, Lifetime) {
@@ -136,13 +146,13 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
     let c = operations::create(conn, &keyring, &actor, prod, "github", draft("C", &["ops", "us"])).unwrap();
     assert_counted(conn, "create");
 
-    record(conn, dev, a, Status::Active, 1);
-    record(conn, dev, b, Status::Active, 1);
-    record(conn, prod, c, Status::Active, 1);
+    record(conn, &keyring, dev, a, Status::Active, 1);
+    record(conn, &keyring, dev, b, Status::Active, 1);
+    record(conn, &keyring, prod, c, Status::Active, 1);
     assert_counted(conn, "checks finding them ACTIVE");
-    record(conn, dev, b, Status::NotActive, 1);
+    record(conn, &keyring, dev, b, Status::NotActive, 1);
     // A check of credentials that have changed since moves nothing.
-    record(conn, dev, a, Status::NotActive, 7);
+    record(conn, &keyring, dev, a, Status::NotActive, 7);
     assert_counted(conn, "checks finding one NOT ACTIVE, and a stale check");
 
     // An edit makes the connection NOT ACTIVE until checked, and changes tags.
@@ -161,7 +171,7 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
     signed_in.auth_method = "oauth2".into();
     let d =
         operations::connect(conn, &keyring, &actor, prod, "github", signed_in, &issued, &lifetime).unwrap();
-    record(conn, prod, d, Status::Active, 1);
+    record(conn, &keyring, prod, d, Status::Active, 1);
     assert_counted(conn, "OAuth2 connect and a check");
     let version: i32 = plugboard::db::schema::connection_tokens::table
         .find(d.0)

@@ -136,7 +136,13 @@ fn parse_binds(list: &str) -> Vec<String> {
             values.push(format!("'{{{}}}'::bigint[]", items.replace(' ', "")));
         } else {
             let token: String = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
-            values.push(token.trim().to_owned());
+            let token = token.trim();
+            if token.contains(':') {
+                // A timestamp, debug-printed as 2026-01-01T23:39:12.
+                values.push(format!("'{}'", token.replace('T', " ")));
+            } else {
+                values.push(token.to_owned());
+            }
         }
     }
     values

@@ -19,7 +19,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use diesel::Connection as _;
 use diesel::prelude::*;
 use serde_json::json;
 
@@ -89,7 +88,7 @@ pub fn finish_sign_in(conn: &mut DbConnection, ticket: SignInTicket, password: &
     // Checked before the transaction: argon2 takes a while, and no lock
     // should be held meanwhile.
     let user = super::authenticate(conn, &ticket.email, password)?;
-    conn.transaction(|conn| match user {
+    crate::db::write(conn, |conn| match user {
         Some(user) => {
             throttle::succeeded(conn, &ticket.keys)?;
             record(conn, Actor::Person(&user), Action::SignIn, &user.email, json!({}))?;
@@ -111,7 +110,7 @@ pub fn finish_sign_in(conn: &mut DbConnection, ticket: SignInTicket, password: &
 /// Ends every session of the account: with sessions kept in the cookie, a
 /// copy of this one would otherwise stay valid.
 pub fn sign_out(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         super::end_sessions(conn, user.id)?;
         record(conn, Actor::Person(user), Action::SignOut, &user.email, json!({}))
     })
@@ -135,7 +134,7 @@ pub fn setup(
     name: &str,
     password: &str,
 ) -> Result<Setup, AccountError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         super::lock_for_setup(conn)?;
         if super::count(conn)? > 0 {
             return Ok(Setup::AlreadyDone);
@@ -207,7 +206,7 @@ pub fn finish_password_change(
     else {
         return Err(PasswordError::WrongCurrent);
     };
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         super::set_password(conn, user.id, new)?;
         throttle::succeeded(conn, &ticket.keys)?;
         record(
@@ -226,7 +225,7 @@ pub fn finish_password_change(
 /// Adds a person. The People page gives them a password they must change;
 /// `plugboard create-admin` (actor [`Actor::System`]) one they chose.
 pub fn add_person(conn: &mut DbConnection, actor: &Actor, new: &NewUser) -> Result<User, AccountError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let user = super::create(conn, new)?;
         let mut details = json!({ "role": user.role.as_str() });
         if matches!(actor, Actor::System) {
@@ -244,7 +243,7 @@ pub fn change_role(
     id: UserId,
     role: Role,
 ) -> Result<User, AccountError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         super::lock_people(conn, id)?;
         let before = super::get(conn, id)?;
         if role != Role::Admin && super::would_remove_last_admin(conn, &before)? {
@@ -268,7 +267,7 @@ pub fn reset_password(
     let password = initial_password();
     // Hashing (argon2) happens inside: the row is locked for that long,
     // which a rare admin action can afford.
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         super::lock_people(conn, id)?;
         let before = super::get(conn, id)?;
         super::replace_password(conn, id, secrecy::ExposeSecret::expose_secret(&password), true)?;
@@ -311,7 +310,7 @@ fn set_disabled(
     id: UserId,
     disabled: bool,
 ) -> Result<User, AccountError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         super::lock_people(conn, id)?;
         let before = super::get(conn, id)?;
         if disabled && super::would_remove_last_admin(conn, &before)? {

@@ -19,7 +19,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
-use diesel::Connection as _;
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -143,7 +142,7 @@ pub fn admit(conn: &mut DbConnection, keys: &Keys) -> QueryResult<Admission> {
     if let Some(until) = locked_until(conn, keys, now)? {
         return Ok(Admission::Refused { until });
     }
-    let counted = conn.transaction(|conn| {
+    let counted = crate::db::write(conn, |conn| {
         let mut worst = 0;
         for key in &keys.0 {
             // Written before anything is read: on SQLite this takes the

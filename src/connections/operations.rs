@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDateTime;
-use diesel::Connection as _;
 
 use super::input::Draft;
 use super::store::{self, StoreError};
@@ -28,7 +27,7 @@ pub fn create(
     mut draft: Draft,
 ) -> Result<ConnectionId, StoreError> {
     draft.author = actor.author();
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let id = store::insert(conn, keyring, environment, component, &draft)?;
         let fields: Vec<&String> = draft.parameters.keys().chain(draft.secrets.keys()).collect();
         let tags: Vec<&str> = draft.tags.iter().map(|t| t.as_str()).collect();
@@ -61,7 +60,7 @@ pub fn update(
     mut draft: Draft,
 ) -> Result<(), StoreError> {
     draft.author = actor.author();
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         // The write lock first: see `store::lock_row`.
         store::lock_row(conn, id)?;
         let before = store::get(conn, environment, id)?;
@@ -88,7 +87,7 @@ pub fn delete(
     environment: Environment,
     id: ConnectionId,
 ) -> Result<Connection, StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         store::lock_row(conn, id)?;
         let connection = store::get(conn, environment, id)?;
         store::delete(conn, environment, id)?;
@@ -125,7 +124,7 @@ pub fn tag(
     id: ConnectionId,
     name: &TagName,
 ) -> Result<Tagged, StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let (tag, added) = store::add_tag(conn, environment, id, name)?;
         if !added {
             return Ok(Tagged::AlreadyTagged(tag.name));
@@ -154,7 +153,7 @@ pub fn untag(
     id: ConnectionId,
     tag: TagId,
 ) -> Result<Option<String>, StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         store::lock_row(conn, id)?;
         let connection = store::get(conn, environment, id)?;
         let removed = connection.tags.iter().find(|t| t.id == tag).map(|t| t.name.clone());
@@ -201,7 +200,7 @@ pub fn record_check(
     id: ConnectionId,
     result: &CheckResult,
 ) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let current = store::record_check(
             conn,
             environment,
@@ -220,14 +219,17 @@ pub fn record_check(
             tokens::put(conn, keyring, environment, id, &connection.component, tokens, lifetime)?;
         }
         let name = connection.name;
-        audit::record(conn, Event {
-            actor: *actor,
-            action: Action::ConnectionCheck,
-            environment: Some(environment),
-            connection: Some(id),
-            subject: &name,
-            details: serde_json::json!({ "trigger": result.trigger, "status": result.report.status.as_str() }),
-        })?;
+        audit::record(
+            conn,
+            Event {
+                actor: *actor,
+                action: Action::ConnectionCheck,
+                environment: Some(environment),
+                connection: Some(id),
+                subject: &name,
+                details: serde_json::json!({ "trigger": result.trigger, "status": result.report.status.as_str() }),
+            },
+        )?;
         Ok(current)
     })
 }
@@ -273,7 +275,7 @@ pub fn connect(
     lifetime: &Lifetime,
 ) -> Result<ConnectionId, StoreError> {
     draft.author = actor.author();
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let id = store::insert(conn, keyring, environment, component, &draft)?;
         tokens::put(conn, keyring, environment, id, component, tokens, lifetime)?;
         let scopes: Vec<&str> =
@@ -313,7 +315,7 @@ pub fn reconnect(
     tokens: &Tokens,
     lifetime: &Lifetime,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         store::lock_row(conn, id)?;
         let connection = store::get(conn, environment, id)?;
         store::merge_parameters(conn, environment, id, parameters, actor.author().as_deref())?;
@@ -356,11 +358,20 @@ pub fn record_refresh(
     read_version: i32,
     outcome: &RefreshOutcome,
 ) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let connection = store::get(conn, environment, id)?;
         let (stored, action, details) = match outcome {
             RefreshOutcome::Refreshed { tokens, lifetime } => (
-                tokens::refreshed(conn, keyring, environment, id, &connection.component, read_version, tokens, lifetime)?,
+                tokens::refreshed(
+                    conn,
+                    keyring,
+                    environment,
+                    id,
+                    &connection.component,
+                    read_version,
+                    tokens,
+                    lifetime,
+                )?,
                 Action::TokenRefresh,
                 serde_json::json!({ "expires_at": lifetime.expires_at, "refresh_token_rotated": tokens.refresh_token.is_some() }),
             ),
@@ -383,14 +394,17 @@ pub fn record_refresh(
             ),
         };
         if stored {
-            audit::record(conn, Event {
-                actor: *actor,
-                action,
-                environment: Some(environment),
-                connection: Some(id),
-                subject: &connection.name,
-                details,
-            })?;
+            audit::record(
+                conn,
+                Event {
+                    actor: *actor,
+                    action,
+                    environment: Some(environment),
+                    connection: Some(id),
+                    subject: &connection.name,
+                    details,
+                },
+            )?;
         }
         Ok(stored)
     })

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{NaiveDateTime, Utc};
-use diesel::Connection as _;
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -124,7 +123,7 @@ pub fn insert(
     component: &str,
     draft: &Draft,
 ) -> Result<ConnectionId, StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let now = Utc::now().naive_utc();
         let unchecked = StatusReport::unchecked();
         let id: i64 = diesel::insert_into(connections::table)
@@ -169,7 +168,7 @@ pub fn update(
     expected_version: i32,
     draft: &Draft,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         lock_row(conn, id)?;
         let (component, version) = connections::table
             .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
@@ -277,7 +276,7 @@ pub fn add_tag(
     id: ConnectionId,
     name: &TagName,
 ) -> Result<(Tag, bool), StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
         let tag_id = tag_store::ensure(conn, std::slice::from_ref(name))?[0];
@@ -314,7 +313,7 @@ pub fn remove_tag(
     id: ConnectionId,
     tag: TagId,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
         diesel::delete(
@@ -485,7 +484,7 @@ pub fn record_check(
     next_check_at: NaiveDateTime,
 ) -> Result<bool, StoreError> {
     let checked_at = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
-    conn.transaction(|conn| {
+    crate::db::write(conn, |conn| {
         lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
         diesel::insert_into(connection_checks::table)

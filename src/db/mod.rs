@@ -6,10 +6,12 @@ mod failure;
 mod files;
 mod ready;
 pub mod schema;
+mod write;
 
 pub use failure::{ConnectHealth, Unavailable, take_outage};
 pub use files::create_private_dir;
 pub use ready::{NotReady, Probe};
+pub use write::write;
 
 use std::fmt;
 use std::time::Duration;

@@ -1,10 +1,12 @@
 DROP INDEX connections_name_trigrams;
 DROP INDEX connections_env_status_name;
 DROP INDEX connections_env_component_name;
+DROP TRIGGER connection_tags_count_delete ON connection_tags;
 DROP TRIGGER connection_tags_count_update ON connection_tags;
-DROP TRIGGER connection_tags_count_insert_delete ON connection_tags;
+DROP TRIGGER connection_tags_count_insert ON connection_tags;
+DROP TRIGGER connections_count_delete ON connections;
 DROP TRIGGER connections_count_update ON connections;
-DROP TRIGGER connections_count_insert_delete ON connections;
+DROP TRIGGER connections_count_insert ON connections;
 DROP FUNCTION connection_tags_counted();
 DROP FUNCTION connections_counted();
 DROP TABLE tag_counts;

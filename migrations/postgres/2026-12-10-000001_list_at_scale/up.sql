@@ -32,53 +32,92 @@ INSERT INTO connection_counts (environment, facet, value, connections)
 INSERT INTO tag_counts (environment, tag_id, connections)
     SELECT environment, tag_id, COUNT(*) FROM connection_tags GROUP BY environment, tag_id;
 
--- One statement per change, its counter rows taken in key order: two
--- transactions moving the same counters the opposite way (one check
--- finding a connection ACTIVE, another finding one NOT ACTIVE) lock them
--- in the same order and cannot deadlock.
+-- Statement-level triggers over the transition tables: a statement that
+-- changes many rows (a tag merge, a bulk import) moves each counter once,
+-- not once per row. Row-level triggers would update one hot counter row
+-- thousands of times in one transaction, and PostgreSQL walks every dead
+-- version of that row on each update: quadratic. The counter rows are
+-- taken in key order, so two transactions moving the same counters the
+-- opposite way (one check finding a connection ACTIVE, another finding one
+-- NOT ACTIVE) lock them in the same order and cannot deadlock.
 CREATE FUNCTION connections_counted() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO connection_counts (environment, facet, value, connections)
-    SELECT e, f, v, SUM(d) FROM (
-        SELECT OLD.environment, 'status', OLD.status, -1 WHERE TG_OP <> 'INSERT'
-        UNION ALL SELECT OLD.environment, 'component', OLD.component, -1 WHERE TG_OP <> 'INSERT'
-        UNION ALL SELECT NEW.environment, 'status', NEW.status, 1 WHERE TG_OP <> 'DELETE'
-        UNION ALL SELECT NEW.environment, 'component', NEW.component, 1 WHERE TG_OP <> 'DELETE'
-    ) AS change (e, f, v, d)
-    GROUP BY e, f, v HAVING SUM(d) <> 0 ORDER BY e, f, v
-    ON CONFLICT (environment, facet, value)
-        DO UPDATE SET connections = connection_counts.connections + EXCLUDED.connections;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO connection_counts (environment, facet, value, connections)
+        SELECT e, f, v, SUM(d) FROM (
+            SELECT environment, 'status', status, 1 FROM new_rows
+            UNION ALL SELECT environment, 'component', component, 1 FROM new_rows
+        ) AS change (e, f, v, d)
+        GROUP BY e, f, v ORDER BY e, f, v
+        ON CONFLICT (environment, facet, value)
+            DO UPDATE SET connections = connection_counts.connections + EXCLUDED.connections;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO connection_counts (environment, facet, value, connections)
+        SELECT e, f, v, SUM(d) FROM (
+            SELECT environment, 'status', status, -1 FROM old_rows
+            UNION ALL SELECT environment, 'component', component, -1 FROM old_rows
+        ) AS change (e, f, v, d)
+        GROUP BY e, f, v ORDER BY e, f, v
+        ON CONFLICT (environment, facet, value)
+            DO UPDATE SET connections = connection_counts.connections + EXCLUDED.connections;
+    ELSE
+        -- Rows whose counted columns did not change cancel out.
+        INSERT INTO connection_counts (environment, facet, value, connections)
+        SELECT e, f, v, SUM(d) FROM (
+            SELECT environment, 'status', status, -1 FROM old_rows
+            UNION ALL SELECT environment, 'component', component, -1 FROM old_rows
+            UNION ALL SELECT environment, 'status', status, 1 FROM new_rows
+            UNION ALL SELECT environment, 'component', component, 1 FROM new_rows
+        ) AS change (e, f, v, d)
+        GROUP BY e, f, v HAVING SUM(d) <> 0 ORDER BY e, f, v
+        ON CONFLICT (environment, facet, value)
+            DO UPDATE SET connections = connection_counts.connections + EXCLUDED.connections;
+    END IF;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER connections_count_insert_delete AFTER INSERT OR DELETE ON connections
-    FOR EACH ROW EXECUTE FUNCTION connections_counted();
-CREATE TRIGGER connections_count_update AFTER UPDATE OF environment, status, component ON connections
-    FOR EACH ROW
-    WHEN (OLD.environment IS DISTINCT FROM NEW.environment OR OLD.status IS DISTINCT FROM NEW.status
-          OR OLD.component IS DISTINCT FROM NEW.component)
-    EXECUTE FUNCTION connections_counted();
+CREATE TRIGGER connections_count_insert AFTER INSERT ON connections
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION connections_counted();
+CREATE TRIGGER connections_count_update AFTER UPDATE ON connections
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION connections_counted();
+CREATE TRIGGER connections_count_delete AFTER DELETE ON connections
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION connections_counted();
 
 CREATE FUNCTION connection_tags_counted() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO tag_counts (environment, tag_id, connections)
-    SELECT e, t, SUM(d) FROM (
-        SELECT OLD.environment, OLD.tag_id, -1 WHERE TG_OP <> 'INSERT'
-        UNION ALL SELECT NEW.environment, NEW.tag_id, 1 WHERE TG_OP <> 'DELETE'
-    ) AS change (e, t, d)
-    GROUP BY e, t HAVING SUM(d) <> 0 ORDER BY e, t
-    ON CONFLICT (environment, tag_id) DO UPDATE SET connections = tag_counts.connections + EXCLUDED.connections;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO tag_counts (environment, tag_id, connections)
+        SELECT environment, tag_id, COUNT(*) FROM new_rows
+        GROUP BY environment, tag_id ORDER BY environment, tag_id
+        ON CONFLICT (environment, tag_id) DO UPDATE SET connections = tag_counts.connections + EXCLUDED.connections;
+    ELSIF TG_OP = 'DELETE' THEN
+        -- A tag deleted takes its counters with it (ON DELETE CASCADE);
+        -- its links, cascading too, then find no counter to move.
+        UPDATE tag_counts SET connections = tag_counts.connections - gone.n
+        FROM (SELECT environment, tag_id, COUNT(*) AS n FROM old_rows GROUP BY environment, tag_id) AS gone
+        WHERE tag_counts.environment = gone.environment AND tag_counts.tag_id = gone.tag_id;
+    ELSE
+        INSERT INTO tag_counts (environment, tag_id, connections)
+        SELECT e, t, SUM(d) FROM (
+            SELECT environment, tag_id, -1 FROM old_rows
+            UNION ALL SELECT environment, tag_id, 1 FROM new_rows
+        ) AS change (e, t, d)
+        GROUP BY e, t HAVING SUM(d) <> 0 ORDER BY e, t
+        ON CONFLICT (environment, tag_id) DO UPDATE SET connections = tag_counts.connections + EXCLUDED.connections;
+    END IF;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER connection_tags_count_insert_delete AFTER INSERT OR DELETE ON connection_tags
-    FOR EACH ROW EXECUTE FUNCTION connection_tags_counted();
-CREATE TRIGGER connection_tags_count_update AFTER UPDATE OF environment, tag_id ON connection_tags
-    FOR EACH ROW
-    WHEN (OLD.environment IS DISTINCT FROM NEW.environment OR OLD.tag_id IS DISTINCT FROM NEW.tag_id)
-    EXECUTE FUNCTION connection_tags_counted();
+CREATE TRIGGER connection_tags_count_insert AFTER INSERT ON connection_tags
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION connection_tags_counted();
+CREATE TRIGGER connection_tags_count_update AFTER UPDATE ON connection_tags
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION connection_tags_counted();
+CREATE TRIGGER connection_tags_count_delete AFTER DELETE ON connection_tags
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION connection_tags_counted();
 
 -- The column sorts: component and status, each then by name.
 CREATE INDEX connections_env_component_name ON connections (environment, component, name_key, id);
