@@ -204,11 +204,14 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
 }
 
 pub fn get(conn: &mut DbConnection, id: UserId) -> Result<User, AccountError> {
+    // Every request reads its account. Not `.first()`: SQLite re-plans a
+    // statement whose LIMIT is a bound value each time it is bound again,
+    // and a primary key finds one row at most anyway.
     users::table
         .find(id.0)
         .select(COLUMNS)
-        .first::<Row>(conn)
-        .optional()?
+        .load::<Row>(conn)?
+        .pop()
         .map(User::from)
         .ok_or(AccountError::NotFound)
 }

@@ -10,15 +10,16 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
+use diesel::query_builder::AstPass;
+use diesel::sql_types::{BigInt, Text, Timestamp};
 
 use super::ConnectionId;
 use super::counts::{self, Counts};
 use super::status::{Status, StatusReport};
 use super::store::{StoreError, fold, tags_of};
 use super::tokens::{self, TokenState};
+use crate::db::fixed_sql::{self, Fixed, FixedSql, OrderLimit};
 use crate::db::schema::{connection_tags, connections};
 use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
@@ -128,57 +129,79 @@ impl Sort {
         }
     }
 
-    /// ORDER BY for reading forward (`true`) or backward from an anchor.
-    fn order_by(self, forward: bool) -> String {
-        let direction = if self.descending() == forward { " DESC" } else { " ASC" };
-        self.columns().split(", ").map(|c| format!("{c}{direction}")).collect::<Vec<_>>().join(", ")
-    }
-
-    /// The rows after (`forward`) or before the anchor in this order, as
-    /// one row-value comparison, which both databases answer as a range
-    /// of the sort's index.
-    fn beyond(self, anchor: &Anchor, forward: bool) -> Predicate {
-        let op = if self.descending() == forward { "<" } else { ">" };
-        let start = sql::<Bool>(&format!("({}) {op} (", self.columns()));
-        match self.column() {
-            SortColumn::Created => Box::new(
-                start.bind::<Timestamp, _>(anchor.created_at).sql(", ").bind::<BigInt, _>(anchor.id).sql(")"),
-            ),
-            SortColumn::Name => Box::new(
-                start
-                    .bind::<Text, _>(anchor.name_key.clone())
-                    .sql(", ")
-                    .bind::<BigInt, _>(anchor.id)
-                    .sql(")"),
-            ),
-            SortColumn::Component | SortColumn::Status => {
-                let first =
-                    if self.column() == SortColumn::Component { &anchor.component } else { &anchor.status };
-                Box::new(
-                    start
-                        .bind::<Text, _>(first.clone())
-                        .sql(", ")
-                        .bind::<Text, _>(anchor.name_key.clone())
-                        .sql(", ")
-                        .bind::<BigInt, _>(anchor.id)
-                        .sql(")"),
-                )
+    /// ORDER BY for reading forward (`true`) or backward from an anchor:
+    /// fixed texts, so the statement stays prepared.
+    fn order_by(self, forward: bool) -> &'static str {
+        let descending = self.descending() == forward;
+        match (self.column(), descending) {
+            (SortColumn::Created, true) => "connections.created_at DESC, connections.id DESC",
+            (SortColumn::Created, false) => "connections.created_at ASC, connections.id ASC",
+            (SortColumn::Name, true) => "connections.name_key DESC, connections.id DESC",
+            (SortColumn::Name, false) => "connections.name_key ASC, connections.id ASC",
+            (SortColumn::Component, true) => {
+                "connections.component DESC, connections.name_key DESC, connections.id DESC"
+            }
+            (SortColumn::Component, false) => {
+                "connections.component ASC, connections.name_key ASC, connections.id ASC"
+            }
+            (SortColumn::Status, true) => {
+                "connections.status DESC, connections.name_key DESC, connections.id DESC"
+            }
+            (SortColumn::Status, false) => {
+                "connections.status ASC, connections.name_key ASC, connections.id ASC"
             }
         }
     }
 }
 
-// Raw SQL counts as neither aggregate nor not (`Never`), hence the
-// explicit grouping parameters.
-type Predicate = Box<
-    dyn BoxableExpression<
-            connections::table,
-            MultiBackend,
-            (),
-            diesel::expression::is_aggregate::Never,
-            SqlType = Bool,
-        >,
->;
+/// The rows after (`forward`) or before the anchor in a sort's order, as
+/// one row-value comparison, which both databases answer as a range of the
+/// sort's index.
+struct Beyond<'a> {
+    sort: Sort,
+    anchor: &'a Anchor,
+    forward: bool,
+}
+
+impl FixedSql for Beyond<'_> {
+    fn walk<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("(");
+        out.push_sql(self.sort.columns());
+        out.push_sql(if self.sort.descending() == self.forward { ") < (" } else { ") > (" });
+        let anchor = self.anchor;
+        match self.sort.column() {
+            SortColumn::Created => out.push_bind_param::<Timestamp, _>(&anchor.created_at)?,
+            SortColumn::Name => out.push_bind_param::<Text, _>(&anchor.name_key)?,
+            SortColumn::Component | SortColumn::Status => {
+                let first = if self.sort.column() == SortColumn::Component {
+                    &anchor.component
+                } else {
+                    &anchor.status
+                };
+                out.push_bind_param::<Text, _>(first)?;
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(&anchor.name_key)?;
+            }
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&anchor.id)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// The connections whose folded name holds the phrase, from SQLite's
+/// trigram index.
+struct NameMatches<'a>(&'a str);
+
+impl FixedSql for NameMatches<'_> {
+    fn walk<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("connections.id IN (SELECT rowid FROM connection_names WHERE connection_names MATCH ");
+        out.push_bind_param::<Text, _>(self.0)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
 
 /// Which connections to show: every field narrows the list.
 #[derive(Debug, Clone, Default)]
@@ -372,13 +395,7 @@ impl Filters<'_> {
         }
         match &self.search {
             Some(NameSearch::Trigrams(phrase)) => {
-                q = q.filter(
-                    sql::<Bool>(
-                        "connections.id IN (SELECT rowid FROM connection_names WHERE connection_names MATCH ",
-                    )
-                    .bind::<Text, _>(phrase.clone())
-                    .sql(")"),
-                );
+                q = q.filter(Fixed(NameMatches(phrase)));
             }
             Some(NameSearch::Like(pattern)) => {
                 q = q.filter(connections::name_key.like(pattern.clone()).escape('\\'));
@@ -409,14 +426,14 @@ impl Filters<'_> {
         conn: &mut DbConnection,
         sort: Sort,
         from: Option<(&Anchor, bool)>,
-        limit: i64,
+        limit: u16,
     ) -> QueryResult<Vec<ListedRow>> {
         let forward = from.is_none_or(|(_, forward)| forward);
         let mut q = self.query().select(LISTED_COLUMNS);
         if let Some((anchor, forward)) = from {
-            q = q.filter(sort.beyond(anchor, forward));
+            q = q.filter(Fixed(Beyond { sort, anchor, forward }));
         }
-        q.order(sql::<Bool>(&sort.order_by(forward))).limit(limit).load(conn)
+        q.order(Fixed(OrderLimit { order: sort.order_by(forward), limit })).load(conn)
     }
 
     /// The sort values of one connection of the environment, if it still
@@ -449,7 +466,7 @@ impl Filters<'_> {
         let id: Option<i64> = self
             .query()
             .select(connections::id)
-            .order(sql::<Bool>(&sort.order_by(true)))
+            .order(Fixed(fixed_sql::Text(sort.order_by(true))))
             .offset((page - 1) * per_page - 1)
             .first(conn)
             .optional()?;
@@ -482,7 +499,8 @@ pub fn list(
     let total = filters.total(conn, counts)?;
     let pages = ((total + per_page - 1) / per_page).max(1);
     let sort = query.sort;
-    let limit = per_page + 1;
+    // One row more than the page shows: whether there is a next page.
+    let limit = u16::try_from(per_page + 1).unwrap_or(201);
 
     // A Next or Previous link whose row still exists.
     let cursor = match (query.after, query.before) {

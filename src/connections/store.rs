@@ -13,6 +13,7 @@ use super::status::{Status, StatusReport};
 use super::{Connection, ConnectionId};
 use crate::crypto::{CryptoError, Keyring, Sealed};
 use crate::db::DbConnection;
+use crate::db::fixed_sql::IdsIn;
 use crate::db::schema::{connection_checks, connection_tags, connections, tags};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
@@ -371,10 +372,9 @@ pub(super) fn tags_of(
     conn: &mut DbConnection,
     ids: &[ConnectionId],
 ) -> QueryResult<HashMap<ConnectionId, Vec<Tag>>> {
-    let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let rows: Vec<(i64, i64, String)> = connection_tags::table
         .inner_join(tags::table)
-        .filter(connection_tags::connection_id.eq_any(raw))
+        .filter(IdsIn::new("connection_tags.connection_id", ids.iter().map(|id| id.0)))
         .order(tags::name_key.asc())
         .select((connection_tags::connection_id, tags::id, tags::name))
         .load(conn)?;

@@ -17,6 +17,7 @@ use super::ConnectionId;
 use super::store::StoreError;
 use crate::crypto::{Keyring, Sealed};
 use crate::db::DbConnection;
+use crate::db::fixed_sql::IdsIn;
 use crate::db::schema::{connection_tokens, connections};
 use crate::environment::Environment;
 
@@ -221,9 +222,8 @@ pub fn states(
     conn: &mut DbConnection,
     ids: &[ConnectionId],
 ) -> QueryResult<std::collections::HashMap<ConnectionId, TokenState>> {
-    let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let rows: Vec<(i64, TokenState)> = connection_tokens::table
-        .filter(connection_tokens::connection_id.eq_any(raw))
+        .filter(IdsIn::new("connection_tokens.connection_id", ids.iter().map(|id| id.0)))
         .select((connection_tokens::connection_id, STATE_COLUMNS))
         .load(conn)?;
     Ok(rows.into_iter().map(|(id, state)| (ConnectionId(id), state)).collect())

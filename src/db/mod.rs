@@ -4,6 +4,7 @@
 
 mod failure;
 mod files;
+pub mod fixed_sql;
 mod ready;
 pub mod schema;
 mod write;

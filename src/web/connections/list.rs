@@ -107,34 +107,35 @@ impl Filter {
         self.component.is_some() || self.tag.is_some() || self.status.is_some() || self.q.is_some()
     }
 
+    /// The filter's values, borrowed: what a URL is written from.
+    fn parts(&self) -> Parts<'_> {
+        fn v(o: &Option<String>) -> Option<&str> {
+            o.as_deref()
+        }
+        Parts {
+            component: v(&self.component),
+            tag: v(&self.tag),
+            status: v(&self.status),
+            q: v(&self.q),
+            sort: v(&self.sort),
+            page: v(&self.page),
+            after: v(&self.after),
+            before: v(&self.before),
+        }
+    }
+
     /// The URL of this filter, with `change` applied. A change leaves
     /// the page's place (its Next or Previous row) behind unless it sets
-    /// one itself.
-    fn url_with(&self, change: impl FnOnce(&mut Filter)) -> String {
-        let mut f = Filter { after: None, before: None, ..self.clone() };
-        change(&mut f);
-        f.to_url()
+    /// one itself. (The sidebar writes one per component and tag, so
+    /// nothing is cloned.)
+    fn url_with<'a>(&'a self, change: impl FnOnce(&mut Parts<'a>)) -> String {
+        let mut parts = Parts { after: None, before: None, ..self.parts() };
+        change(&mut parts);
+        parts.url()
     }
 
     fn to_url(&self) -> String {
-        let f = self;
-        let mut out = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("component", &f.component),
-            ("tag", &f.tag),
-            ("status", &f.status),
-            ("q", &f.q),
-            ("sort", &f.sort),
-            ("page", &f.page),
-            ("after", &f.after),
-            ("before", &f.before),
-        ] {
-            if let Some(v) = value {
-                out.append_pair(name, v);
-            }
-        }
-        let query = out.finish();
-        if query.is_empty() { "/".to_owned() } else { format!("/?{query}") }
+        self.parts().url()
     }
 
     /// This very list, its place included (htmx reloads it after a change).
@@ -144,7 +145,7 @@ impl Filter {
 
     pub fn component_url(&self, key: &str) -> String {
         self.url_with(|f| {
-            f.component = Some(key.to_owned());
+            f.component = Some(key);
             f.page = None;
         })
     }
@@ -158,7 +159,7 @@ impl Filter {
 
     pub fn tag_url(&self, tag: &str) -> String {
         self.url_with(|f| {
-            f.tag = Some(tag.to_owned());
+            f.tag = Some(tag);
             f.page = None;
         })
     }
@@ -172,7 +173,7 @@ impl Filter {
 
     pub fn status_url(&self, status: &str) -> String {
         self.url_with(|f| {
-            f.status = Some(status.to_owned());
+            f.status = Some(status);
             f.page = None;
         })
     }
@@ -197,14 +198,16 @@ impl Filter {
 
     /// A numbered page, as a bookmark has it.
     pub fn page_url(&self, page: i64) -> String {
-        self.url_with(|f| f.page = (page > 1).then(|| page.to_string()))
+        let number = page.to_string();
+        self.url_with(|f| f.page = (page > 1).then_some(number.as_str()))
     }
 
     /// The page after `page`, starting after its last row.
     pub fn next_url(&self, page: &ListPage) -> String {
+        let (number, after) = ((page.page + 1).to_string(), page.last_id().map(|id| id.to_string()));
         self.url_with(|f| {
-            f.page = Some((page.page + 1).to_string());
-            f.after = page.last_id().map(|id| id.to_string());
+            f.page = Some(&number);
+            f.after = after.as_deref();
         })
     }
 
@@ -214,9 +217,10 @@ impl Filter {
         if page.page <= 2 {
             return self.page_url(1);
         }
+        let (number, before) = ((page.page - 1).to_string(), page.first_id().map(|id| id.to_string()));
         self.url_with(|f| {
-            f.page = Some((page.page - 1).to_string());
-            f.before = page.first_id().map(|id| id.to_string());
+            f.page = Some(&number);
+            f.before = before.as_deref();
         })
     }
 
@@ -224,13 +228,50 @@ impl Filter {
     /// column (the other way round if it is already), from the first page.
     pub fn sort_url(&self, column: SortColumn) -> String {
         self.url_with(|f| {
-            f.sort = Some(self.sort().toggled(column).as_str().to_owned());
+            f.sort = Some(self.sort().toggled(column).as_str());
             f.page = None;
         })
     }
 
     pub fn clear_url(&self) -> String {
-        self.url_with(|f| *f = Filter { sort: f.sort.clone(), ..Filter::default() })
+        self.url_with(|f| *f = Parts { sort: f.sort, ..Parts::default() })
+    }
+}
+
+/// A list's address, from borrowed values.
+#[derive(Clone, Copy, Default)]
+struct Parts<'a> {
+    component: Option<&'a str>,
+    tag: Option<&'a str>,
+    status: Option<&'a str>,
+    q: Option<&'a str>,
+    sort: Option<&'a str>,
+    page: Option<&'a str>,
+    after: Option<&'a str>,
+    before: Option<&'a str>,
+}
+
+impl Parts<'_> {
+    fn url(&self) -> String {
+        let mut out = form_urlencoded::Serializer::for_suffix(String::from("/?"), 2);
+        let mut any = false;
+        for (name, value) in [
+            ("component", self.component),
+            ("tag", self.tag),
+            ("status", self.status),
+            ("q", self.q),
+            ("sort", self.sort),
+            ("page", self.page),
+            ("after", self.after),
+            ("before", self.before),
+        ] {
+            if let Some(v) = value {
+                out.append_pair(name, v);
+                any = true;
+            }
+        }
+        let url = out.finish();
+        if any { url } else { "/".to_owned() }
     }
 }
 
