@@ -46,6 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, Box<dyn std::error::Error>>(())
         })?;
     }
+    if let plugboard::db::DbConnection::Postgres(_) = &mut *conn {
+        // What autovacuum would do a little later: without statistics the
+        // planner guesses, and the first minutes after a bulk load are slow.
+        diesel::RunQueryDsl::execute(diesel::sql_query("ANALYZE"), &mut *conn)?;
+    }
     println!("seeded {count} connections into {} ({})", data_dir.display(), environment.as_str());
     Ok(())
 }

@@ -152,9 +152,13 @@ impl Manager {
                 let mut conn = SqliteConnection::establish(path).map_err(|e| fail(e.to_string()))?;
                 // WAL lets readers work while one writer writes; the busy
                 // timeout makes writers wait for each other instead of failing.
+                // It comes first: switching to WAL waits for a connection
+                // that is still recovering a large write-ahead log (after a
+                // crash, or a bulk import), and without a timeout the other
+                // connections the pool opens at start-up would fail at once.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| fail(e.to_string()))?;
                 DbConnection::Sqlite(conn)
