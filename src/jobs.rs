@@ -394,6 +394,7 @@ pub fn start_with(
                 for job in &jobs {
                     run_round(job.as_ref(), &cx).await;
                 }
+                crate::metrics::upkeep();
                 tokio::select! {
                     _ = tokio::time::sleep(tick) => {}
                     _ = stopped.changed() => return,
@@ -405,13 +406,18 @@ pub fn start_with(
 }
 
 async fn run_round(job: &dyn Job, cx: &Context) {
-    match AssertUnwindSafe(async { job.run_once(cx).await }).catch_unwind().await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(job = job.name(), "background job failed: {e}"),
-        Err(payload) => {
-            tracing::error!(job = job.name(), "background job panicked: {}", panic_words(payload.as_ref()))
+    let ok = match AssertUnwindSafe(async { job.run_once(cx).await }).catch_unwind().await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(job = job.name(), "background job failed: {e}");
+            false
         }
-    }
+        Err(payload) => {
+            tracing::error!(job = job.name(), "background job panicked: {}", panic_words(payload.as_ref()));
+            false
+        }
+    };
+    crate::metrics::job_run(job.name(), ok);
 }
 
 #[cfg(test)]

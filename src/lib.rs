@@ -15,6 +15,7 @@ pub mod environment;
 pub mod jobs;
 pub mod keyfile;
 pub mod leases;
+pub mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod settings;
@@ -24,15 +25,15 @@ pub mod tags;
 pub mod web;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
-use actix_web::body::MessageBody;
+
 use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web as aw};
 
 pub use settings::Settings;
@@ -82,6 +83,7 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Application, StartupError> {
+        metrics::handle();
         db::create_private_dir(&settings.data_dir).map_err(|source| StartupError::DataDir {
             path: settings.data_dir.display().to_string(),
             source,
@@ -165,6 +167,7 @@ impl Application {
         };
         let secure_cookies = settings.secure_cookies;
         let trusted_proxies = settings.trusted_proxies.clone();
+        let metrics_allow = web::metrics::MetricsAllow(settings.metrics_allow.clone());
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             let session = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
@@ -178,6 +181,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(trusted_proxies.clone())
+                .app_data(metrics_allow.clone())
                 .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))
                 .configure(web::routes)
                 .default_service(aw::to(web::error::not_found))
@@ -185,7 +189,7 @@ impl Application {
                 .wrap(from_fn(web::middleware::auth::load_user))
                 .wrap(session)
                 .wrap(from_fn(web::middleware::security::security_headers))
-                .wrap(from_fn(log_request))
+                .wrap(from_fn(web::middleware::request_log::log_request))
         });
         if let Some(workers) = settings.workers {
             server = server.workers(workers.max(1));
@@ -234,23 +238,4 @@ pub fn create_admin(settings: &Settings, email: &str, name: &str, password: &str
     let user = accounts::operations::add_person(&mut conn, &audit::Actor::System, &new)
         .map_err(|e| e.to_string())?;
     Ok(format!("created admin {}", user.email))
-}
-
-/// One line per request: method, path (never the query or body, which may
-/// hold what users typed), status and time taken.
-async fn log_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let res = next.call(req).await?;
-    tracing::info!(
-        target: "plugboard::http",
-        "{method} {path} {} {:.1} ms",
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    Ok(res)
 }

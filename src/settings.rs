@@ -103,6 +103,12 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
+    /// Addresses that may read `/metrics` without signing in (a Prometheus
+    /// server): comma-separated IP addresses or CIDR ranges. Signed-in
+    /// admins may always read it.
+    #[arg(long, env = "PLUGBOARD_METRICS_ALLOW", default_value = "")]
+    pub metrics_allow: AddressRanges,
+
     /// Where browsers reach Plugboard, such as `https://plugboard.example.com`:
     /// OAuth2 providers send people back to `<this>/oauth2/callback`.
     /// Default: `http://` and the address it listens on.
@@ -158,6 +164,7 @@ impl Settings {
             check_public_networks: false,
             secure_cookies: false,
             trusted_proxies: TrustedProxies::default(),
+            metrics_allow: AddressRanges::default(),
             public_url: None,
             oauth_apps: None,
             log: "info".into(),
@@ -196,13 +203,19 @@ impl std::str::FromStr for SecretValue {
     }
 }
 
-/// The proxies whose forwarding headers are believed
-/// (`PLUGBOARD_TRUSTED_PROXIES`). Cheap to clone: the web layer keeps one
-/// per worker.
+/// Comma-separated IP addresses and CIDR ranges, as a setting gives them.
+/// Cheap to clone: the web layer keeps one per worker.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Arc<Vec<IpNet>>);
+pub struct AddressRanges(Arc<Vec<IpNet>>);
 
-impl std::str::FromStr for TrustedProxies {
+impl AddressRanges {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl std::str::FromStr for AddressRanges {
     type Err = String;
     fn from_str(list: &str) -> Result<Self, Self::Err> {
         let mut nets = Vec::new();
@@ -213,14 +226,25 @@ impl std::str::FromStr for TrustedProxies {
                 })?;
             nets.push(net);
         }
-        Ok(TrustedProxies(Arc::new(nets)))
+        Ok(AddressRanges(Arc::new(nets)))
+    }
+}
+
+/// The proxies whose forwarding headers are believed
+/// (`PLUGBOARD_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(AddressRanges);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        list.parse().map(TrustedProxies)
     }
 }
 
 impl TrustedProxies {
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
+        self.0.contains(ip)
     }
 
     /// The address of the client that sent a request which reached us from
@@ -317,7 +341,7 @@ mod tests {
         assert!(trusted.trusts(ip("::ffff:192.0.2.7")));
         assert!(trusted.trusts(ip("2001:db8::5")));
         assert!(!trusted.trusts(ip("192.0.2.8")));
-        assert!("".parse::<TrustedProxies>().unwrap().0.is_empty());
+        assert!("".parse::<TrustedProxies>().unwrap().0.0.is_empty());
         let error = "10.0.0.0/8, proxy.internal".parse::<TrustedProxies>().unwrap_err();
         assert!(error.contains("`proxy.internal` is not an IP address"), "{error}");
     }

@@ -82,6 +82,7 @@ impl AppState {
             // The semaphore is never closed; a closed one can only mean shutdown.
             Ok(Err(_)) => return Err(self.gate.refusal("the database gate is closed".into())),
             Err(_) => {
+                crate::metrics::db_timeout();
                 return Err(self
                     .gate
                     .refusal(format!("no connection was free within {} ms", wait.as_millis())));
@@ -93,7 +94,11 @@ impl AppState {
             // client still holds its connection until the work ends.
             let _permit = permit;
             let left = wait.saturating_sub(started.elapsed());
-            let mut conn = state.pool.get_timeout(left).map_err(|e| state.gate.refusal(e.to_string()))?;
+            let mut conn = state.pool.get_timeout(left).map_err(|e| {
+                crate::metrics::db_timeout();
+                state.gate.refusal(e.to_string())
+            })?;
+            crate::metrics::db_wait(started.elapsed());
             // Whatever an earlier user of this connection met is not this work's.
             take_outage(&mut conn);
             work(&mut conn, &state).map_err(|e| match take_outage(&mut conn) {

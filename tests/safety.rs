@@ -952,3 +952,39 @@ async fn full_width_tags_are_the_plain_tag_and_invisible_characters_are_refused(
     assert_eq!(tags, vec!["eu", "ops"]);
     assert_eq!(app.snapshot().tags.len(), 2, "ops and eu, once each");
 }
+
+// ---- /metrics ----
+
+/// `/metrics` is for admins and for the configured scrapers: an anonymous
+/// visitor and a member are refused; what it shows is labelled by route
+/// pattern, so no connection id, query or secret becomes a label.
+#[actix_web::test]
+async fn metrics_are_for_admins_and_allowed_addresses_and_labelled_by_route() {
+    let app = common::spawn().await;
+    let id = app.create("github", "Metered", &[("token", GITHUB_TOKEN)]).await;
+    app.get(&format!("/connections/{id}/edit")).await;
+    app.get("/?q=SECRETMARKER").await;
+
+    let anonymous = common::new_client();
+    let refused = app.get_as(&anonymous, "/metrics").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("PLUGBOARD_METRICS_ALLOW"), "{}", refused.body);
+    let member = app.client_as("member@plugboard.test", plugboard::accounts::Role::Member).await;
+    assert_eq!(app.get_as(&member, "/metrics").await.status, StatusCode::FORBIDDEN);
+
+    let page = app.get("/metrics").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.header("content-type").unwrap_or_default().starts_with("text/plain"));
+    let edit = r#"plugboard_http_requests_total{method="GET",route="/connections/{id}/edit",status="200"}"#;
+    assert!(page.body.contains(edit), "{}", page.body);
+    assert!(page.body.contains("plugboard_http_request_duration_seconds_bucket"), "{}", page.body);
+    // The save's check, whatever it found.
+    assert!(page.body.contains(r#"plugboard_checks_total{outcome=""#), "{}", page.body);
+    assert!(page.body.contains("plugboard_db_wait_seconds_count"), "{}", page.body);
+    assert!(!page.body.contains(&format!("/connections/{id}/")), "a raw path became a label");
+    assert!(!page.body.contains("SECRETMARKER"), "a query became a label");
+
+    let scraper_app = common::spawn_with(|s| s.metrics_allow = "127.0.0.1".parse().unwrap()).await;
+    let scraped = scraper_app.get_as(&common::new_client(), "/metrics").await;
+    assert_eq!(scraped.status, StatusCode::OK, "{}", scraped.body);
+}

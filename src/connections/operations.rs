@@ -200,7 +200,7 @@ pub fn record_check(
     id: ConnectionId,
     result: &CheckResult,
 ) -> Result<bool, StoreError> {
-    crate::db::write(conn, |conn| {
+    let recorded = crate::db::write(conn, |conn| {
         let current = store::record_check(
             conn,
             environment,
@@ -230,8 +230,14 @@ pub fn record_check(
                 details: serde_json::json!({ "trigger": result.trigger, "status": result.report.status.as_str() }),
             },
         )?;
-        Ok(current)
-    })
+        Ok::<_, StoreError>(current)
+    })?;
+    crate::metrics::check(match (result.unreachable, result.report.status.is_active()) {
+        (true, _) => "unreachable",
+        (false, true) => "active",
+        (false, false) => "not_active",
+    });
+    Ok(recorded)
 }
 
 /// What an edit changes, by name only: never a value, so the audit trail

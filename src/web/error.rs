@@ -92,11 +92,10 @@ impl AppError {
         if let Some(why) = database_error(&cause).and_then(Unavailable::of_query) {
             return AppError::unavailable(why, cause);
         }
-        let mut bytes = [0u8; 4];
-        // The id only correlates a page with a log line; if the random source
-        // fails, a constant still lets the log be searched by time.
-        let incident =
-            getrandom::fill(&mut bytes).map(|_| hex::encode(bytes)).unwrap_or_else(|_| "00000000".into());
+        // The request's id, which is on its log lines; outside a request
+        // (a background job's error) a fresh one.
+        let incident = crate::web::middleware::request_log::current_request_id()
+            .unwrap_or_else(crate::web::middleware::request_log::new_id);
         tracing::error!(incident = %incident, "request failed: {cause}");
         AppError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -15,6 +15,7 @@ mod environment;
 pub mod error;
 mod form;
 mod health;
+pub mod metrics;
 pub mod middleware;
 mod time;
 
@@ -32,6 +33,7 @@ pub type State = web::Data<AppState>;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
     health::routes(cfg);
+    metrics::routes(cfg);
     account::routes(cfg);
     connections::routes(cfg);
     admin::routes(cfg);
