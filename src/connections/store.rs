@@ -13,7 +13,7 @@ use super::status::{Status, StatusReport};
 use super::{Connection, ConnectionId};
 use crate::crypto::{CryptoError, Keyring, Sealed};
 use crate::db::DbConnection;
-use crate::db::fixed_sql::IdsIn;
+use crate::db::fixed_sql::{Fixed, IdsIn, OrderLimit};
 use crate::db::schema::{connection_checks, connection_tags, connections, tags};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
@@ -240,8 +240,10 @@ pub fn get(
     let row: Row = connections::table
         .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
         .select(Row::as_select())
-        .first(conn)
-        .optional()?
+        // By primary key, so without `.first()`: SQLite plans a statement
+        // with a bound LIMIT again on every use (see db::fixed_sql).
+        .load(conn)?
+        .pop()
         .ok_or(StoreError::NotFound)?;
     let mut tags = tags_of(conn, &[id])?;
     row.into_connection(tags.remove(&id).unwrap_or_default())
@@ -258,8 +260,8 @@ pub fn open_secrets(
     let (component, secrets, key_id) = connections::table
         .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
         .select((connections::component, connections::secrets, connections::secrets_key_id))
-        .first::<(String, Option<Vec<u8>>, Option<String>)>(conn)
-        .optional()?
+        .load::<(String, Option<Vec<u8>>, Option<String>)>(conn)?
+        .pop()
         .ok_or(StoreError::NotFound)?;
     let (Some(bytes), Some(key_id)) = (secrets, key_id) else {
         return Ok(BTreeMap::new());
@@ -539,8 +541,7 @@ pub fn recent_checks(
     ensure_exists(conn, environment, id)?;
     Ok(connection_checks::table
         .filter(connection_checks::connection_id.eq(id.0))
-        .order(connection_checks::id.desc())
-        .limit(CHECKS_KEPT)
+        .order(Fixed(OrderLimit { order: "connection_checks.id DESC", limit: CHECKS_KEPT as u16 }))
         .select((
             connection_checks::checked_at,
             connection_checks::status,
