@@ -37,10 +37,13 @@ pub enum Action {
     TokenRefresh,
     TokenRefreshFailed,
     UserPasswordReset,
+    ApiTokenCreate,
+    ApiTokenRevoke,
+    ApiCredentialsRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 25] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -63,6 +66,9 @@ impl Action {
         Action::TokenRefresh,
         Action::TokenRefreshFailed,
         Action::UserPasswordReset,
+        Action::ApiTokenCreate,
+        Action::ApiTokenRevoke,
+        Action::ApiCredentialsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +95,9 @@ impl Action {
             Action::TokenRefresh => "token_refresh",
             Action::TokenRefreshFailed => "token_refresh_failed",
             Action::UserPasswordReset => "user_password_reset",
+            Action::ApiTokenCreate => "api_token_create",
+            Action::ApiTokenRevoke => "api_token_revoke",
+            Action::ApiCredentialsRead => "api_credentials_read",
         }
     }
 
@@ -117,6 +126,9 @@ impl Action {
             Action::TokenRefresh => "Refreshed an access token",
             Action::TokenRefreshFailed => "Could not refresh an access token",
             Action::UserPasswordReset => "Reset someone's password",
+            Action::ApiTokenCreate => "Created an API token",
+            Action::ApiTokenRevoke => "Revoked an API token",
+            Action::ApiCredentialsRead => "Read credentials through the API",
         }
     }
 
@@ -125,12 +137,15 @@ impl Action {
     }
 }
 
-/// Who acted: a person, or Plugboard itself (the background schedule).
+/// Who acted: a person, an API token, or Plugboard itself (the background
+/// schedule).
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
     Person(&'a User),
     /// Someone not signed in (a failed sign-in), by the address typed.
     Anonymous(&'a str),
+    /// An automation calling the API with a token, by the token's name.
+    ApiToken(&'a str),
     System,
 }
 
@@ -139,7 +154,40 @@ impl Actor<'_> {
     pub fn author(&self) -> Option<String> {
         match self {
             Actor::Person(user) => Some(user.display()),
+            Actor::ApiToken(name) => Some(format!("API token \u{201c}{name}\u{201d}")),
             Actor::Anonymous(_) | Actor::System => None,
+        }
+    }
+
+    /// The same actor, owning what it names.
+    pub fn owned(&self) -> OwnedActor {
+        match *self {
+            Actor::Person(user) => OwnedActor::Person(user.clone()),
+            Actor::Anonymous(who) => OwnedActor::Anonymous(who.to_owned()),
+            Actor::ApiToken(name) => OwnedActor::ApiToken(name.to_owned()),
+            Actor::System => OwnedActor::System,
+        }
+    }
+}
+
+/// An [`Actor`] that owns what it names, for work that outlives the
+/// request that asked for it or moves to another thread (a check, an
+/// OAuth2 refresh), and so cannot borrow.
+#[derive(Debug, Clone)]
+pub enum OwnedActor {
+    Person(User),
+    Anonymous(String),
+    ApiToken(String),
+    System,
+}
+
+impl OwnedActor {
+    pub fn actor(&self) -> Actor<'_> {
+        match self {
+            OwnedActor::Person(user) => Actor::Person(user),
+            OwnedActor::Anonymous(who) => Actor::Anonymous(who),
+            OwnedActor::ApiToken(name) => Actor::ApiToken(name),
+            OwnedActor::System => Actor::System,
         }
     }
 }
@@ -159,6 +207,7 @@ pub fn record(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
     let (actor_id, actor) = match event.actor {
         Actor::Person(user) => (Some(user.id.0), user.display()),
         Actor::Anonymous(who) => (None, format!("(not signed in) {who}")),
+        Actor::ApiToken(name) => (None, format!("API token \u{201c}{name}\u{201d}")),
         Actor::System => (None, "Plugboard (schedule)".to_owned()),
     };
     diesel::insert_into(audit_events::table)

@@ -23,6 +23,7 @@ use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use futures_util::{FutureExt, StreamExt};
 
+use crate::audit::{Actor, OwnedActor};
 use crate::checks::schedule::{self, CheckError, Checked, Trigger, random_fraction};
 use crate::connections::{ConnectionId, StoreError, store, tokens};
 use crate::db::DbConnection;
@@ -186,7 +187,7 @@ impl Context {
         if let Some(why) = failure {
             let reason = format!("the {} failed inside Plugboard: {why}", units.what);
             let checked = Checked::failed(environment, id, version, name, units.trigger, started, reason);
-            if let Err(e) = schedule::record(&self.state, checked, None).await {
+            if let Err(e) = schedule::record(&self.state, checked, &OwnedActor::System).await {
                 tracing::warn!(connection = %id, "could not record the failure of {lease}: {e}");
             }
         }
@@ -286,7 +287,8 @@ impl Job for DueChecks {
             };
             let candidates = due.into_iter().map(|d| (d.environment, d.id)).collect();
             cx.each_connection(&units, candidates, |unit| async move {
-                schedule::check_now(&cx.state, unit.environment, unit.id, Trigger::Schedule, None).await?;
+                schedule::check_now(&cx.state, unit.environment, unit.id, Trigger::Schedule, &Actor::System)
+                    .await?;
                 Ok(())
             })
             .await;
@@ -322,7 +324,7 @@ impl Job for TokenRefreshes {
                     cx.owner().to_owned(),
                     unit.environment,
                     unit.id,
-                    None,
+                    OwnedActor::System,
                     false,
                 )
                 .await

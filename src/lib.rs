@@ -5,6 +5,7 @@
 //! [`Application::build`]; tests build the very same application.
 
 pub mod accounts;
+pub mod api;
 pub mod audit;
 pub mod catalog;
 pub mod checks;
@@ -155,6 +156,7 @@ impl Application {
             checker,
             check_interval: settings.check_interval,
             oauth,
+            api_limiter: api::RateLimiter::new(settings.api_rate_limit),
         });
         let schedule = if settings.check_interval.is_zero() {
             tracing::info!("background checks are off (PLUGBOARD_CHECK_INTERVAL=0)");

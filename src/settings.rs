@@ -121,6 +121,11 @@ pub struct Settings {
     #[arg(long, env = "PLUGBOARD_OAUTH_APPS")]
     pub oauth_apps: Option<PathBuf>,
 
+    /// API calls each token may make per minute, in each process (a full
+    /// minute's worth may come at once); 0: no limit.
+    #[arg(long, env = "PLUGBOARD_API_RATE_LIMIT", default_value_t = 600)]
+    pub api_rate_limit: u32,
+
     /// Log filter, such as `info` or `plugboard=debug,actix_web=info`.
     #[arg(long, env = "PLUGBOARD_LOG", default_value = "info")]
     pub log: String,
@@ -167,6 +172,7 @@ impl Settings {
             metrics_allow: AddressRanges::default(),
             public_url: None,
             oauth_apps: None,
+            api_rate_limit: 600,
             log: "info".into(),
         }
     }

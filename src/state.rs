@@ -23,6 +23,8 @@ pub struct AppState {
     pub check_interval: Duration,
     /// The OAuth2 redirect URI and the operator's OAuth apps.
     pub oauth: crate::oauth::Config,
+    /// Each API token's rate limit, in this process.
+    pub api_limiter: crate::api::RateLimiter,
 }
 
 /// One permit per pooled connection, and how long database work waits for

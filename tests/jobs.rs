@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use plugboard::audit::Actor;
 use plugboard::checks::schedule::{Trigger, check_now};
 use plugboard::connections::{ConnectionId, Status};
 use plugboard::db::schema::{connection_checks, connections, leases};
@@ -115,7 +116,7 @@ impl Job for Bomb {
                 if unit.id.0 == self.bomb {
                     panic!("the test job blew up");
                 }
-                check_now(&cx.state, unit.environment, unit.id, Trigger::Schedule, None).await?;
+                check_now(&cx.state, unit.environment, unit.id, Trigger::Schedule, &Actor::System).await?;
                 Ok(())
             })
             .await;
@@ -242,7 +243,7 @@ impl Job for Leaky {
                         .await?;
                     panic!("edited meanwhile");
                 }
-                check_now(&cx.state, unit.environment, unit.id, Trigger::Schedule, None).await?;
+                check_now(&cx.state, unit.environment, unit.id, Trigger::Schedule, &Actor::System).await?;
                 Ok(())
             })
             .await;

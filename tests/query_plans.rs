@@ -10,9 +10,11 @@ mod common;
 use diesel::RunQueryDsl;
 use diesel::connection::{Connection, InstrumentationEvent};
 use diesel::sql_types::Text;
+use plugboard::connections::listing::Reach;
 use plugboard::connections::{ConnectionId, ListQuery, Sort, Status, listing};
 use plugboard::db::DbConnection;
 use plugboard::environment::Environment;
+use plugboard::tags::TagId;
 
 const PER_PAGE: i64 = 50;
 
@@ -30,6 +32,11 @@ struct SqlitePlan {
 
 const ROWS: u32 = 100_000;
 
+/// The unused filter's "since": 30 days before now, as the page asks.
+fn unused_since() -> chrono::NaiveDateTime {
+    plugboard::api::usage::recent_since(chrono::Utc::now().naive_utc())
+}
+
 /// The lists a person opens: every filter and sort the page offers, a
 /// bookmarked page, the pages a Next and a Previous link open (starting
 /// from `anchor`), and name searches long and short.
@@ -45,6 +52,19 @@ fn list_queries(anchor: ConnectionId) -> Vec<(String, ListQuery)> {
         ),
         ("name search".to_owned(), ListQuery { search: Some("ction 12".into()), ..base.clone() }),
         ("short name search".to_owned(), ListQuery { search: Some("12".into()), ..base.clone() }),
+        // The unused filter, and an API token's limits (counted, not from
+        // the counters).
+        ("unused".to_owned(), ListQuery { unused_since: Some(unused_since()), ..base.clone() }),
+        (
+            "an API token's limits".to_owned(),
+            ListQuery {
+                reach: Some(Reach {
+                    components: vec!["slack".into(), "github".into()],
+                    tags: vec![TagId(1)],
+                }),
+                ..base.clone()
+            },
+        ),
     ];
     for sort in Sort::ALL {
         let name = sort.as_str();
@@ -128,12 +148,14 @@ fn parse_binds(list: &str) -> Vec<String> {
             }
             values.push(format!("'{}'", text.replace('\'', "''")));
         } else if c == '[' {
-            // An array (PostgreSQL's `= ANY($1)` for `eq_any`): the ids here
-            // are all 64-bit integers.
+            // An array (PostgreSQL's `= ANY($1)` for `eq_any`): of ids
+            // (64-bit integers), or of quoted names (an API token's
+            // components).
             chars.next();
             let items: String = std::iter::from_fn(|| chars.next_if(|c| *c != ']')).collect();
             chars.next();
-            values.push(format!("'{{{}}}'::bigint[]", items.replace(' ', "")));
+            let kind = if items.contains('"') { "text" } else { "bigint" };
+            values.push(format!("'{{{}}}'::{kind}[]", items.replace(", ", ",")));
         } else {
             let token: String = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
             let token = token.trim();
@@ -185,6 +207,14 @@ fn fill(conn: &mut plugboard::db::DbConnection, postgres: bool) {
     )
     .execute(conn)
     .expect("seed tag links");
+    // One connection in ten was read through the API lately.
+    diesel::sql_query(
+        "INSERT INTO connection_usage (connection_id, consumer, environment, token_name, first_used_at, \
+         last_used_at, reads) SELECT id, 'invoice-sync', environment, 'seeded', created_at, CURRENT_TIMESTAMP, 1 \
+         FROM connections WHERE id % 10 = 0",
+    )
+    .execute(conn)
+    .expect("seed usage");
     diesel::sql_query("ANALYZE").execute(conn).expect("analyze");
 }
 
@@ -195,7 +225,9 @@ async fn list_queries_use_indexes_at_100k_connections() {
     let mut conn = app.db();
     fill(&mut conn, postgres);
     if postgres {
-        diesel::sql_query("VACUUM ANALYZE connections, connection_tags").execute(&mut conn).expect("vacuum");
+        diesel::sql_query("VACUUM ANALYZE connections, connection_tags, connection_usage")
+            .execute(&mut conn)
+            .expect("vacuum");
     }
     let mut statements: Vec<(String, String)> = Vec::new();
     let anchor = ConnectionId(3 * 5_000);
@@ -229,13 +261,26 @@ async fn list_queries_use_indexes_at_100k_connections() {
         println!("-- {what}\n{}\n", plan.join("\n"));
         let full_scan = plan.iter().any(|line| {
             if postgres {
-                line.contains("Seq Scan on connections") || line.contains("Seq Scan on connection_tags")
+                ["connections", "connection_tags", "connection_usage"]
+                    .iter()
+                    .any(|table| line.contains(&format!("Seq Scan on {table} ")))
             } else {
-                line.starts_with("SCAN connections") || line.starts_with("SCAN connection_tags")
+                ["connections", "connection_tags", "connection_usage"].iter().any(|table| {
+                    line == &format!("SCAN {table}") || line.starts_with(&format!("SCAN {table} "))
+                })
             }
         });
         if full_scan {
             problems.push(format!("{what}: reads the whole table\n{}", plan.join("\n")));
+        }
+        // A subquery PostgreSQL neither hashes nor indexes is read whole
+        // again for every row (`id <> ALL (SELECT ...)` was).
+        let rescanned = postgres
+            && plan
+                .windows(2)
+                .any(|w| w[0].trim_start().starts_with("SubPlan") && w[1].contains("Materialize"));
+        if rescanned {
+            problems.push(format!("{what}: reads a subquery again for every row\n{}", plan.join("\n")));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));

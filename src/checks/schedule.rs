@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 
 use super::Outcome;
-use crate::accounts::User;
-use crate::audit::Actor;
+use crate::audit::{Actor, OwnedActor};
 use crate::connections::tokens::{Lifetime, Tokens};
 use crate::connections::{ConnectionId, Status, StatusReport, StoreError, operations, store};
 use crate::environment::Environment;
@@ -20,6 +19,8 @@ pub enum Trigger {
     Save,
     Manual,
     Schedule,
+    /// An automation through the API (`POST /api/v1/connections/{id}/check`).
+    Api,
 }
 
 impl Trigger {
@@ -28,6 +29,7 @@ impl Trigger {
             Trigger::Save => "save",
             Trigger::Manual => "manual",
             Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
         }
     }
 }
@@ -54,22 +56,23 @@ impl From<BlockingError<StoreError>> for CheckError {
     }
 }
 
-/// Checks one connection now and stores the result.
-/// `who` is the person who asked; `None` for the background schedule.
+/// Checks one connection now and stores the result, audited as `actor`:
+/// the person who asked, the API token that asked, or [`Actor::System`]
+/// for the background schedule.
 pub async fn check_now(
     state: &Arc<AppState>,
     environment: Environment,
     id: ConnectionId,
     trigger: Trigger,
-    who: Option<&User>,
+    actor: &Actor<'_>,
 ) -> Result<StatusReport, CheckError> {
+    let who = actor.owned();
     let started = Instant::now();
     // An OAuth2 access token about to expire is refreshed first, so the
     // check proves the credentials rather than the clock.
     let owner = format!("check-{}", hex::encode(random_fraction().to_bits().to_le_bytes()));
     if let Err(e) =
-        crate::oauth::refresh::refresh_if_due(state.clone(), owner, environment, id, who.cloned(), false)
-            .await
+        crate::oauth::refresh::refresh_if_due(state.clone(), owner, environment, id, who.clone(), false).await
     {
         tracing::warn!(connection = %id, "refresh before the check failed: {e}");
     }
@@ -90,7 +93,7 @@ pub async fn check_now(
                     started,
                     reason,
                 );
-                return record(state, checked, who).await;
+                return record(state, checked, &who).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -126,7 +129,7 @@ pub async fn check_now(
         started,
         issued,
     };
-    record(state, checked, who).await
+    record(state, checked, &who).await
 }
 
 /// A check's result, ready to be stored.
@@ -183,7 +186,7 @@ impl Checked {
 pub async fn record(
     state: &Arc<AppState>,
     checked: Checked,
-    who: Option<&User>,
+    who: &OwnedActor,
 ) -> Result<StatusReport, CheckError> {
     // The name is the operation's to read, inside its transaction.
     let Checked { environment, id, version, name: _, report, unreachable, trigger, started, issued } =
@@ -194,10 +197,10 @@ pub async fn record(
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     let checked_version = version;
     let stored = report.clone();
-    let who = who.cloned();
+    let who = who.clone();
     state
         .blocking(move |conn, s| {
-            let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+            let actor = who.actor();
             let result = operations::CheckResult {
                 checked_version,
                 report: &stored,

@@ -20,7 +20,7 @@ use super::status::{Status, StatusReport};
 use super::store::{StoreError, fold, tags_of};
 use super::tokens::{self, TokenState};
 use crate::db::fixed_sql::{self, Fixed, FixedSql, OrderLimit};
-use crate::db::schema::{connection_tags, connections};
+use crate::db::schema::{connection_tags, connection_usage, connections};
 use crate::db::{DbConnection, MultiBackend};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId};
@@ -235,6 +235,19 @@ pub struct ListQuery {
     /// The page ends before this connection (a Previous link).
     pub before: Option<ConnectionId>,
     pub per_page: i64,
+    /// An API token's limits (see [`Reach`]); `None` on the page.
+    pub reach: Option<Reach>,
+    /// Only connections whose credentials nobody read through the API
+    /// since then (the unused filter).
+    pub unused_since: Option<NaiveDateTime>,
+}
+
+/// The connections an API token is limited to: any of `components` (if
+/// any), and with any of `tags` (if any).
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    pub components: Vec<String>,
+    pub tags: Vec<TagId>,
 }
 
 /// A connection as a row of the list shows it: no parameters, no
@@ -421,6 +434,8 @@ struct Filters<'a> {
     tag: Option<TagFilter>,
     status: Option<Status>,
     search: Option<NameSearch>,
+    reach: Option<&'a Reach>,
+    unused_since: Option<NaiveDateTime>,
 }
 
 impl Filters<'_> {
@@ -460,13 +475,44 @@ impl Filters<'_> {
             }
             None => {}
         }
+        if let Some(reach) = self.reach {
+            if !reach.components.is_empty() {
+                q = q.filter(connections::component.eq_any(&reach.components));
+            }
+            if !reach.tags.is_empty() {
+                q = q.filter(
+                    connections::id.eq_any(
+                        connection_tags::table
+                            .filter(connection_tags::environment.eq(environment))
+                            .filter(
+                                connection_tags::tag_id
+                                    .eq_any(reach.tags.iter().map(|t| t.0).collect::<Vec<_>>()),
+                            )
+                            .select(connection_tags::connection_id),
+                    ),
+                );
+            }
+        }
+        if let Some(since) = self.unused_since {
+            // NOT EXISTS, which both databases answer as an anti-join over
+            // the usage table's indexes. (`id <> ALL (subquery)`, diesel's
+            // `ne_all`, is never hashed by PostgreSQL: it compared every
+            // row of the environment with every recent use.)
+            q = q.filter(diesel::dsl::not(diesel::dsl::exists(
+                connection_usage::table
+                    .filter(connection_usage::connection_id.eq(connections::id))
+                    .filter(connection_usage::environment.eq(environment))
+                    .filter(connection_usage::last_used_at.ge(since)),
+            )));
+        }
         q
     }
 
     /// How many connections match: from the counters when one filter (or
-    /// none) is set, else counted over the filters' index.
+    /// none) is set, else counted over the filters' index. No counter
+    /// knows a token's limits or who used what lately: those are counted.
     fn total(&self, conn: &mut DbConnection, counts: &Counts) -> QueryResult<i64> {
-        if self.search.is_none() {
+        if self.search.is_none() && self.reach.is_none() && self.unused_since.is_none() {
             match (self.component, self.tag, self.status) {
                 (None, None, None) => return Ok(counts.total()),
                 (Some(component), None, None) => return Ok(counts.of_component(component)),
@@ -553,6 +599,8 @@ pub fn list(
         tag,
         status: query.status,
         search: query.search.as_deref().and_then(|s| NameSearch::of(conn, s)),
+        reach: query.reach.as_ref(),
+        unused_since: query.unused_since,
     };
     let total = filters.total(conn, counts)?;
     let pages = ((total + per_page - 1) / per_page).max(1);

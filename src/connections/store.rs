@@ -249,6 +249,29 @@ pub fn get(
     row.into_connection(tags.remove(&id).unwrap_or_default())
 }
 
+/// The full metadata (settings, which secret fields are set, times) of a
+/// page of the list, in the page's order, in one query: the API's list
+/// answers with what one connection's answer has, which the list's own
+/// projection leaves out. A connection deleted since the page was read is
+/// left out.
+pub fn details(
+    conn: &mut DbConnection,
+    environment: Environment,
+    listed: Vec<super::Listed>,
+) -> Result<Vec<Connection>, StoreError> {
+    if listed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = listed.iter().map(|c| c.id.0).collect();
+    let rows: Vec<Row> = connections::table
+        .filter(connections::environment.eq(environment.as_str()))
+        .filter(connections::id.eq_any(ids))
+        .select(Row::as_select())
+        .load(conn)?;
+    let mut rows: HashMap<i64, Row> = rows.into_iter().map(|r| (r.id, r)).collect();
+    listed.into_iter().filter_map(|c| rows.remove(&c.id.0).map(|row| row.into_connection(c.tags))).collect()
+}
+
 /// The decrypted secret values of a connection. Only the code that talks to
 /// the service should call this; nothing it returns may reach a page.
 pub fn open_secrets(

@@ -163,11 +163,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// API tokens, stored as a SHA-256 hash (see `api::tokens`).
+    api_tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        environment -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        permissions -> Text,
+        components -> Text,
+        tag_ids -> Text,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        created_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Who read each connection's credentials through the API, one row
+    /// per consumer (see `api::usage`).
+    connection_usage (connection_id, consumer) {
+        connection_id -> BigInt,
+        consumer -> Text,
+        environment -> Text,
+        token_id -> Nullable<BigInt>,
+        token_name -> Text,
+        first_used_at -> Timestamp,
+        last_used_at -> Timestamp,
+        reads -> BigInt,
+    }
+}
+
 diesel::joinable!(tag_counts -> tags (tag_id));
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
 diesel::joinable!(connection_checks -> connections (connection_id));
 diesel::joinable!(connection_tokens -> connections (connection_id));
+diesel::joinable!(connection_usage -> connections (connection_id));
 diesel::allow_tables_to_appear_in_same_query!(
     connections,
     tags,
@@ -180,5 +215,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_attempts,
     connection_tokens,
     connection_counts,
-    tag_counts
+    tag_counts,
+    api_tokens,
+    connection_usage
 );

@@ -15,8 +15,7 @@ use chrono::{NaiveDateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 
 use super::{App, Provider, TokenEndpoint, TokenError};
-use crate::accounts::User;
-use crate::audit::Actor;
+use crate::audit::OwnedActor;
 use crate::checks::Outcome;
 use crate::connections::operations::{self, RefreshOutcome};
 use crate::connections::tokens::{self, TokenState, Tokens};
@@ -80,16 +79,64 @@ struct Current {
 }
 
 /// Refreshes the tokens of `id` if they are due (or always, with `force`),
-/// as `owner` (the lease holder: a process's job runner, or a request).
-/// Takes its arguments owned, so that its future is `Send` for the job
-/// runner whatever the caller borrows.
+/// as `owner` (the lease holder: a process's job runner, or a request),
+/// audited as `who`. Takes its arguments owned, so that its future is
+/// `Send` for the job runner whatever the caller borrows.
 pub async fn refresh_if_due(
     state: Arc<AppState>,
     owner: String,
     environment: Environment,
     id: ConnectionId,
-    who: Option<User>,
+    who: OwnedActor,
     force: bool,
+) -> Result<Refreshed, RefreshError> {
+    let need = if force { Need::Always } else { Need::Due };
+    refresh_when(state, owner, environment, id, who, need).await
+}
+
+/// Renews the access token of `id` unless it stays valid for `at_least`
+/// more (an API caller needs one it can use): a refresh-token sign-in and
+/// a client-credentials grant alike. Decided on the tokens read with the
+/// lease held, so that many callers at once make one renewal and the rest
+/// use its result.
+pub async fn refresh_unless_valid_for(
+    state: Arc<AppState>,
+    owner: String,
+    environment: Environment,
+    id: ConnectionId,
+    who: OwnedActor,
+    at_least: TimeDelta,
+) -> Result<Refreshed, RefreshError> {
+    refresh_when(state, owner, environment, id, who, Need::ValidFor(at_least)).await
+}
+
+/// When a renewal is wanted, judged on the tokens read under the lease.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// At its scheduled time.
+    Due,
+    Always,
+    /// Unless the access token is good for this much longer.
+    ValidFor(TimeDelta),
+}
+
+impl Need {
+    fn met(self, tokens: &TokenState, now: NaiveDateTime) -> bool {
+        match self {
+            Need::Due => tokens.refresh_due_at.is_some_and(|due| due <= now),
+            Need::Always => true,
+            Need::ValidFor(span) => tokens.expires_at.is_some_and(|at| at < now + span),
+        }
+    }
+}
+
+async fn refresh_when(
+    state: Arc<AppState>,
+    owner: String,
+    environment: Environment,
+    id: ConnectionId,
+    who: OwnedActor,
+    need: Need,
 ) -> Result<Refreshed, RefreshError> {
     let lease = lease_name(id);
     let lease_for =
@@ -107,7 +154,7 @@ pub async fn refresh_if_due(
         wait_for_release(state.clone(), lease, wait).await;
         return Ok(Refreshed::ByAnother);
     }
-    let result = refresh_claimed(state.clone(), environment, id, who, force).await;
+    let result = refresh_claimed(state.clone(), environment, id, who, need).await;
     let (name, holder) = (lease, owner.to_owned());
     let _ = state.blocking(move |conn, _| leases::release(conn, &name, &holder)).await;
     result
@@ -129,8 +176,8 @@ async fn refresh_claimed(
     state: Arc<AppState>,
     environment: Environment,
     id: ConnectionId,
-    who: Option<User>,
-    force: bool,
+    who: OwnedActor,
+    need: Need,
 ) -> Result<Refreshed, RefreshError> {
     let current = state
         .blocking(move |conn, s| -> Result<Option<Current>, StoreError> {
@@ -147,8 +194,7 @@ async fn refresh_claimed(
         return Ok(Refreshed::NotDue);
     };
     let now = Utc::now().naive_utc();
-    let due = current.state.refresh_due_at.is_some_and(|due| due <= now);
-    if !force && !due {
+    if !need.met(&current.state, now) {
         return Ok(Refreshed::NotDue);
     }
     let Some(component) = state.catalog.get(&current.connection.component) else {
@@ -232,7 +278,7 @@ async fn refresh_claimed(
     let lifetime = grant.lifetime(Utc::now().naive_utc(), margin, renewable);
     let stored = state
         .blocking(move |conn, s| {
-            let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+            let actor = who.actor();
             let outcome = RefreshOutcome::Refreshed { tokens: &grant.tokens, lifetime: &lifetime };
             operations::record_refresh(conn, &s.keyring, &actor, environment, id, version, &outcome)
         })
@@ -259,7 +305,7 @@ async fn record_failure(
     state: &Arc<AppState>,
     environment: Environment,
     id: ConnectionId,
-    who: Option<User>,
+    who: OwnedActor,
     failure: Failure,
 ) -> Result<Refreshed, RefreshError> {
     let Failure { tokens, reason, transient } = failure;
@@ -270,7 +316,7 @@ async fn record_failure(
     let stored_reason = reason.clone();
     state
         .blocking(move |conn, s| {
-            let actor = who.as_ref().map_or(Actor::System, Actor::Person);
+            let actor = who.actor();
             let outcome = if transient {
                 RefreshOutcome::Postponed { reason: &stored_reason, retry_at }
             } else {

@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payloa
 use askama::Template;
 
 use crate::accounts::User;
+use crate::audit::Actor;
 use crate::environment::Environment;
 use crate::web::error::AppError;
 
@@ -144,6 +145,15 @@ impl FromRequest for Ctx {
             notice,
             session,
         }))
+    }
+}
+
+impl Ctx {
+    /// Who acts, for the audit trail: the signed-in person. Only public
+    /// pages have none, and they change nothing; were one to, the row
+    /// would say Plugboard rather than name nobody.
+    pub fn actor(&self) -> Actor<'_> {
+        self.user.as_ref().map_or(Actor::System, Actor::Person)
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod account;
 mod admin;
+pub mod api;
 pub mod assets;
 mod connections;
 pub mod context;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     account::routes(cfg);
     connections::routes(cfg);
     admin::routes(cfg);
+    api::routes(cfg);
     cfg.service(
         resource("/environment")
             .wrap(from_fn(middleware::auth::signed_in))

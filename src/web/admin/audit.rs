@@ -159,6 +159,16 @@ fn sentence(entry: &Entry) -> String {
             format!("{who} could not refresh the access token of {what}{reason}")
         }
         Action::UserPasswordReset => format!("{who} reset the password of {}", entry.subject),
+        Action::ApiTokenCreate => format!("{who} created the API token {what}"),
+        Action::ApiTokenRevoke => format!("{who} revoked the API token {what}"),
+        Action::ApiCredentialsRead => {
+            let consumer = text("consumer");
+            if consumer.is_empty() {
+                format!("{who} read the credentials of {what}")
+            } else {
+                format!("{who} read the credentials of {what} for \u{201c}{consumer}\u{201d}")
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! What only admins do: people, tags and the audit trail.
+//! What only admins do: people, tags, API tokens and the audit trail.
 
+mod api_tokens;
 mod audit;
 mod people;
 mod tags;
@@ -27,7 +28,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(post().to(people::reset_password)),
             )
             .service(resource("/users/{id}/enable").route(post().to(people::enable)))
-            .service(resource("/audit").route(get().to(audit::page))),
+            .service(resource("/audit").route(get().to(audit::page)))
+            .service(
+                resource("/api-tokens")
+                    .route(get().to(api_tokens::page))
+                    .route(post().to(api_tokens::create)),
+            )
+            .service(resource("/api-tokens/{id}/revoke").route(post().to(api_tokens::revoke))),
     );
     cfg.service(
         web::scope("/tags")

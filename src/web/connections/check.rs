@@ -33,8 +33,7 @@ impl CheckPanel<'_> {
 /// Runs a check right after a save; says what it found, for the notice.
 pub async fn after_save(state: &State, ctx: &Ctx, id: ConnectionId) -> String {
     let environment = ctx.environment;
-    match schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Save, ctx.user.as_ref())
-        .await
+    match schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Save, &ctx.actor()).await
     {
         Ok(report) if report.status.is_active() => "ACTIVE".to_owned(),
         Ok(report) => format!("NOT ACTIVE ({})", report.reason),
@@ -56,7 +55,7 @@ pub(super) async fn check(
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
     let report =
-        schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Manual, ctx.user.as_ref())
+        schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Manual, &ctx.actor())
             .await
             .map_err(|e| match e {
                 schedule::CheckError::Store(e) => AppError::from(e),

@@ -16,6 +16,9 @@ use crate::web::{Ctx, State, db, time};
 
 pub const PER_PAGE: i64 = 50;
 
+/// The `usage` value of the unused filter.
+const UNUSED: &str = "unused";
+
 /// The filters as they appear in the URL, so a filtered list can be
 /// bookmarked and the back button works. Unreadable values are ignored
 /// rather than refused: an old bookmark should still open.
@@ -39,6 +42,10 @@ pub struct Filter {
     pub after: Option<String>,
     #[serde(default)]
     pub before: Option<String>,
+    /// `unused`: only connections whose credentials nobody read through
+    /// the API in the last 30 days.
+    #[serde(default)]
+    pub usage: Option<String>,
 }
 
 /// The longest value a filter takes. Names, keys and tags are all shorter,
@@ -82,6 +89,7 @@ impl Filter {
         let id = |v: Option<String>| keep(v).filter(|p| p.parse::<i64>().is_ok_and(|p| p > 0));
         self.after = id(self.after);
         self.before = id(self.before).filter(|_| self.after.is_none());
+        self.usage = keep(self.usage).filter(|u| u == UNUSED);
         self
     }
 
@@ -96,6 +104,11 @@ impl Filter {
             after: self.after.as_deref().and_then(|p| p.parse().ok()).map(ConnectionId),
             before: self.before.as_deref().and_then(|p| p.parse().ok()).map(ConnectionId),
             per_page: PER_PAGE,
+            reach: None,
+            unused_since: self
+                .usage
+                .is_some()
+                .then(|| crate::api::usage::recent_since(chrono::Utc::now().naive_utc())),
         }
     }
 
@@ -104,7 +117,11 @@ impl Filter {
     }
 
     pub fn is_filtered(&self) -> bool {
-        self.component.is_some() || self.tag.is_some() || self.status.is_some() || self.q.is_some()
+        self.component.is_some()
+            || self.tag.is_some()
+            || self.status.is_some()
+            || self.q.is_some()
+            || self.usage.is_some()
     }
 
     /// The filter's values, borrowed: what a URL is written from.
@@ -121,6 +138,7 @@ impl Filter {
             page: v(&self.page),
             after: v(&self.after),
             before: v(&self.before),
+            usage: v(&self.usage),
         }
     }
 
@@ -181,6 +199,14 @@ impl Filter {
     pub fn without_status_url(&self) -> String {
         self.url_with(|f| {
             f.status = None;
+            f.page = None;
+        })
+    }
+
+    /// The unused filter turned on, or off when it is on.
+    pub fn toggle_unused_url(&self) -> String {
+        self.url_with(|f| {
+            f.usage = if f.usage.is_some() { None } else { Some(UNUSED) };
             f.page = None;
         })
     }
@@ -249,6 +275,7 @@ struct Parts<'a> {
     page: Option<&'a str>,
     after: Option<&'a str>,
     before: Option<&'a str>,
+    usage: Option<&'a str>,
 }
 
 impl Parts<'_> {
@@ -264,6 +291,7 @@ impl Parts<'_> {
             ("page", self.page),
             ("after", self.after),
             ("before", self.before),
+            ("usage", self.usage),
         ] {
             if let Some(v) = value {
                 out.append_pair(name, v);

@@ -428,7 +428,7 @@ pub(super) async fn callback(
         environment,
         id,
         crate::checks::schedule::Trigger::Save,
-        Some(&user),
+        &Actor::Person(&user),
     )
     .await
     {

@@ -21,9 +21,18 @@ use crate::web::State;
 use crate::web::context::{UserSession, see_other, wants_fragment};
 use crate::web::error::{AppError, respond};
 
-/// Assets and probes: answered without looking at the account at all.
+/// Assets and probes: answered without looking at the account at all. So
+/// is the API: a session cookie never opens it, only its bearer token.
 fn needs_no_account(path: &str) -> bool {
-    path.starts_with("/static/") || path.starts_with("/icons/") || matches!(path, "/healthz" | "/readyz")
+    path.starts_with("/static/")
+        || path.starts_with("/icons/")
+        || is_api(path)
+        || matches!(path, "/healthz" | "/readyz")
+}
+
+/// The JSON API, which answers its own errors (`web::api`).
+pub fn is_api(path: &str) -> bool {
+    path.strip_prefix(crate::web::api::PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Loads the signed-in account onto the request. A session whose account

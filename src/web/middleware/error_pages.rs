@@ -12,6 +12,10 @@ pub async fn error_pages(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let res = next.call(req).await?;
+    // The API answers its errors in JSON itself.
+    if super::auth::is_api(res.request().path()) {
+        return Ok(res.map_into_left_body());
+    }
     let Some(error) = res.response().error() else {
         return Ok(res.map_into_left_body());
     };

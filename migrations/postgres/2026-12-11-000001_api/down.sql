@@ -1,0 +1,2 @@
+DROP TABLE connection_usage;
+DROP TABLE api_tokens;
