@@ -90,6 +90,7 @@ fn admin_pages(tag: i64) -> Vec<String> {
     vec![
         "/admin/users".to_owned(),
         "/admin/audit".to_owned(),
+        "/admin/api-tokens".to_owned(),
         "/tags".to_owned(),
         format!("/tags/{tag}/merge"),
         format!("/tags/{tag}/delete"),
@@ -113,6 +114,16 @@ fn admin_posts(user: i64, tag: i64) -> Vec<(String, Vec<(&'static str, &'static 
         (format!("/tags/{tag}/rename"), vec![("name", "renamed")]),
         (format!("/tags/{tag}/merge"), vec![("into", "other")]),
         (format!("/tags/{tag}/delete"), vec![]),
+        (
+            "/admin/api-tokens".to_owned(),
+            vec![
+                ("name", "forged"),
+                ("environment", "production"),
+                ("permission", "read_credentials"),
+                ("expiry", "30"),
+            ],
+        ),
+        ("/admin/api-tokens/1/revoke".to_owned(), vec![]),
     ]
 }
 
@@ -859,6 +870,7 @@ async fn a_viewer_sees_the_list_without_edit_buttons() {
         "details.add-tag",
         "a[href='/admin/users']",
         "a[href='/admin/audit']",
+        "a[href='/admin/api-tokens']",
         "a[href='/tags']",
     ] {
         assert_eq!(page.count(selector), 0, "a viewer is not offered {selector}");
@@ -999,7 +1011,7 @@ async fn an_admin_may_open_everything() {
     let app = common::spawn().await;
     let (id, tag) = connection_with_tag(&app).await;
     let page = app.get("/").await;
-    for link in ["/tags", "/admin/users", "/admin/audit"] {
+    for link in ["/tags", "/admin/users", "/admin/api-tokens", "/admin/audit"] {
         assert_eq!(page.count(&format!("header a[href='{link}']")), 1, "{link} in the header");
     }
     let mut paths = admin_pages(tag);

@@ -188,8 +188,9 @@ pub struct ProviderConfig {
     /// A refresh token comes with the code exchange (default true).
     pub issue_refresh_token: bool,
     pub rotation: Rotation,
-    /// A refresh is decided when it arrives but answered this much later
-    /// (default none), so that a test can have two refreshes in flight.
+    /// A renewal (a refresh, or a client-credentials grant) is decided
+    /// when it arrives but answered this much later (default none), so
+    /// that a test can have two renewals in flight.
     pub refresh_delay: Duration,
     /// The `token_type` sent (default `Bearer`).
     pub token_type: String,
@@ -1049,7 +1050,8 @@ async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
     let config = shared.config();
 
     let outcome = exchange(&shared, &config, &req, &form, grant_type.as_deref());
-    if grant_type.as_deref() == Some("refresh_token") && !config.refresh_delay.is_zero() {
+    let renewal = matches!(grant_type.as_deref(), Some("refresh_token" | "client_credentials"));
+    if renewal && !config.refresh_delay.is_zero() {
         // Decided already (a rotated token is already invalid): only the
         // answer waits, as when a provider is slow to respond.
         actix_web::rt::time::sleep(config.refresh_delay).await;

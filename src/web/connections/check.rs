@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::api::usage::{self, Consumer};
 use crate::checks::schedule::{self, Trigger};
 use crate::connections::store::{self, CheckRecord};
 use crate::connections::{Connection, ConnectionId, StatusReport};
@@ -22,11 +23,17 @@ pub struct CheckPanel<'a> {
     pub id: ConnectionId,
     pub status: &'a StatusReport,
     pub checks: &'a [CheckRecord],
+    /// Who read its credentials through the API, most recent first.
+    pub consumers: &'a [Consumer],
 }
 
 impl CheckPanel<'_> {
     pub fn when(record: &CheckRecord) -> String {
         record.checked_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+
+    pub fn used(consumer: &Consumer) -> String {
+        consumer.last_used_at.format("%Y-%m-%d %H:%M UTC").to_string()
     }
 }
 
@@ -63,10 +70,14 @@ pub(super) async fn check(
                 other => AppError::internal(other),
             })?;
     let wants_panel = req.headers().get("hx-target").is_some_and(|t| t.as_bytes() == b"check-panel");
-    let (connection, checks): (Connection, Vec<CheckRecord>) = db(&state, move |conn, _| {
+    type Read = (Connection, Vec<CheckRecord>, Vec<Consumer>);
+    let (connection, checks, consumers): Read = db(&state, move |conn, _| {
         let connection = store::get(conn, environment, id)?;
-        let checks = if wants_panel { store::recent_checks(conn, environment, id)? } else { Vec::new() };
-        Ok((connection, checks))
+        if !wants_panel {
+            return Ok((connection, Vec::new(), Vec::new()));
+        }
+        let checks = store::recent_checks(conn, environment, id)?;
+        Ok((connection, checks, usage::consumers(conn, environment, id)?))
     })
     .await?;
     if !wants_panel {
@@ -78,7 +89,14 @@ pub(super) async fn check(
         };
         return Ok(after_change(&ctx, &format!("Checked \u{201c}{}\u{201d}: {verdict}.", connection.name)));
     }
-    let panel = CheckPanel { csrf: &ctx.csrf, environment, id, status: &connection.status, checks: &checks };
+    let panel = CheckPanel {
+        csrf: &ctx.csrf,
+        environment,
+        id,
+        status: &connection.status,
+        checks: &checks,
+        consumers: &consumers,
+    };
     let mut res = ctx.respond(StatusCode::OK, "Checks", &panel)?;
     res.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("hx-trigger"),

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::require_same_environment;
+use crate::api::usage::{self, Consumer};
 use crate::audit::Actor;
 use crate::connections::{Connection, ConnectionId, operations, store};
 use crate::environment::Environment;
@@ -21,15 +22,29 @@ struct Confirm<'a> {
     connection: &'a Connection,
     component_name: &'a str,
     environment: Environment,
+    /// Who read its credentials in the last 30 days.
+    consumers: &'a [Consumer],
+    recent_days: i64,
 }
 
 pub(super) async fn confirm(state: State, ctx: Ctx, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let connection = db(&state, move |conn, _| Ok(store::get(conn, environment, id)?)).await?;
+    let since = usage::recent_since(chrono::Utc::now().naive_utc());
+    let (connection, consumers) = db(&state, move |conn, _| {
+        Ok((store::get(conn, environment, id)?, usage::consumers_since(conn, environment, id, Some(since))?))
+    })
+    .await?;
     let component_name =
         state.catalog.get(&connection.component).map_or(connection.component.as_str(), |c| c.name.as_str());
-    let page = Confirm { csrf: &ctx.csrf, connection: &connection, component_name, environment };
+    let page = Confirm {
+        csrf: &ctx.csrf,
+        connection: &connection,
+        component_name,
+        environment,
+        consumers: &consumers,
+        recent_days: usage::RECENT_DAYS,
+    };
     ctx.respond(StatusCode::OK, "Delete connection", &page)
 }
 

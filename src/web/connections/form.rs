@@ -323,27 +323,35 @@ pub(super) async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
-    let (connection, all_tags, checks, unreadable, token_state) = db(&state, move |conn, state| {
-        let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
-            Ok(_) => None,
-            Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
-            Err(e) => return Err(e.into()),
-        };
-        let token_state = tokens::states(conn, &[id])?.remove(&id);
-        Ok((
-            store::get(conn, environment, id)?,
-            tags::all(conn)?,
-            store::recent_checks(conn, environment, id)?,
-            unreadable,
-            token_state,
-        ))
-    })
-    .await?;
+    let (connection, all_tags, checks, unreadable, token_state, consumers) =
+        db(&state, move |conn, state| {
+            let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
+                Ok(_) => None,
+                Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
+                Err(e) => return Err(e.into()),
+            };
+            let token_state = tokens::states(conn, &[id])?.remove(&id);
+            Ok((
+                store::get(conn, environment, id)?,
+                tags::all(conn)?,
+                store::recent_checks(conn, environment, id)?,
+                unreadable,
+                token_state,
+                crate::api::usage::consumers(conn, environment, id)?,
+            ))
+        })
+        .await?;
     let component =
         state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
     let method = pick_method(component, params.method.as_deref().or(Some(&connection.auth_method)));
-    let check_panel =
-        CheckPanel { csrf: &ctx.csrf, environment, id, status: &connection.status, checks: &checks };
+    let check_panel = CheckPanel {
+        csrf: &ctx.csrf,
+        environment,
+        id,
+        status: &connection.status,
+        checks: &checks,
+        consumers: &consumers,
+    };
     let input = ConnectionInput {
         name: connection.name.clone(),
         auth_method: method.key.clone(),
