@@ -25,8 +25,11 @@ pub type State = web::Data<AppState>;
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";
 
-/// Every route the API serves: path under [`PREFIX`], method, handler.
-const ROUTES: [(&str, Method, fn() -> Route); 5] = [
+/// A route: its path under [`PREFIX`], its method, and how it is made.
+type Served = (&'static str, Method, fn() -> Route);
+
+/// Every route the API serves.
+const ROUTES: [Served; 5] = [
     ("/openapi.json", Method::GET, || web::get().to(openapi::document)),
     ("/connections", Method::GET, || web::get().to(connections::list)),
     ("/connections/{id}", Method::GET, || web::get().to(connections::get)),
