@@ -129,11 +129,12 @@ impl ApiError {
     }
 
     /// A failure inside Plugboard: the cause is logged under an id, the
-    /// caller gets the id.
+    /// caller gets the id. It is the request's id, which is on the
+    /// request's log lines (as an error page's is); off the request's task
+    /// (in its database work) a fresh one.
     pub fn internal(cause: impl fmt::Display) -> ApiError {
-        let mut bytes = [0u8; 4];
-        let incident =
-            getrandom::fill(&mut bytes).map(|_| hex::encode(bytes)).unwrap_or_else(|_| "00000000".into());
+        use crate::web::middleware::request_log;
+        let incident = request_log::current_request_id().unwrap_or_else(request_log::new_id);
         tracing::error!(incident = %incident, "API call failed: {cause}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
