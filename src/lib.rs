@@ -70,6 +70,8 @@ pub enum StartupError {
     OAuth(String),
     #[error("cannot start the background checks: {0}")]
     Schedule(std::io::Error),
+    #[error("cannot start the writer of API usage: {0}")]
+    UsageWriter(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -147,6 +149,7 @@ impl Application {
         let oauth =
             oauth::Config::load(&public_url, settings.oauth_apps.as_deref()).map_err(StartupError::OAuth)?;
         tracing::info!(redirect_uri = %oauth.redirect_uri, "OAuth2 providers send people back here");
+        let (usage, usage_writer) = api::usage::Recorder::new();
         let state = aw::Data::new(AppState {
             gate: state::DbGate::new(pool_size, busy_wait, database.connects),
             probe: std::sync::Arc::new(db::Probe::new(database.backend, busy_wait)),
@@ -157,7 +160,11 @@ impl Application {
             check_interval: settings.check_interval,
             oauth,
             api_limiter: api::RateLimiter::new(settings.api_rate_limit),
+            usage,
         });
+        usage_writer
+            .start(std::sync::Arc::downgrade(&state.clone().into_inner()))
+            .map_err(StartupError::UsageWriter)?;
         let schedule = if settings.check_interval.is_zero() {
             tracing::info!("background checks are off (PLUGBOARD_CHECK_INTERVAL=0)");
             None

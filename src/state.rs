@@ -25,6 +25,8 @@ pub struct AppState {
     pub oauth: crate::oauth::Config,
     /// Each API token's rate limit, in this process.
     pub api_limiter: crate::api::RateLimiter,
+    /// Where the API's credentials reads are recorded.
+    pub usage: crate::api::usage::Recorder,
 }
 
 /// One permit per pooled connection, and how long database work waits for

@@ -302,6 +302,62 @@ async fn usage_shows_on_the_edit_view_the_delete_confirmation_and_the_unused_fil
     assert_eq!(api_unused.json["connections"][0]["id"], idle);
 }
 
+/// Reads are recorded in groups (one transaction for those that arrive
+/// together): each must still leave its own audit row and count, and one
+/// that cannot be recorded must not take the others down with it.
+#[actix_web::test]
+async fn concurrent_reads_are_each_recorded_and_one_unrecordable_read_fails_alone() {
+    let app = common::spawn().await;
+    let id = app.create("github", "Busy bot", &[("token", GITHUB_TOKEN)]).await;
+    let token = make_token(&app, "n8n production", "development", &ALL).await;
+    let path = format!("/api/v1/connections/{id}/credentials");
+    let consumers = ["invoice-sync", "nightly-export", "crm-import"];
+    let calls =
+        (0..60).map(|i| call(&app, reqwest::Method::GET, &path, Some(&token), Some(consumers[i % 3])));
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        assert_eq!(answer.json["fields"]["token"], GITHUB_TOKEN);
+    }
+    let reads = |connection: i64| {
+        let app = &app;
+        async move {
+            app.count_rows(&format!(
+                "audit_events WHERE action = 'api_credentials_read' AND connection_id = {connection}"
+            ))
+            .await
+        }
+    };
+    assert_eq!(reads(id).await, 60, "one audit row per read");
+    for consumer in consumers {
+        let counted = app
+            .count_rows(&format!(
+                "connection_usage WHERE connection_id = {id} AND consumer = '{consumer}' AND reads = 20"
+            ))
+            .await;
+        assert_eq!(counted, 1, "{consumer} read 20 times");
+    }
+
+    // A read of a connection deleted since it was read cannot be recorded
+    // (its rows would point at nothing); queued with good ones, it fails alone.
+    let token_id = app.count_rows("api_tokens").await; // the only token, id 1
+    let read = |connection: i64| plugboard::api::usage::Read {
+        token: plugboard::api::ApiTokenId(token_id),
+        token_name: "n8n production".to_owned(),
+        consumer: "invoice-sync".to_owned(),
+        environment: plugboard::environment::Environment::Development,
+        connection: plugboard::connections::ConnectionId(connection),
+        subject: "Busy bot".to_owned(),
+    };
+    let mut records: Vec<_> = (0..20).map(|_| app.state.usage.record(read(id))).collect();
+    records.insert(10, app.state.usage.record(read(id + 1000)));
+    let outcomes = futures_util::future::join_all(records).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(outcome.is_ok(), i != 10, "read {i}: {outcome:?}");
+    }
+    assert_eq!(reads(id).await, 80, "the good reads of the group are recorded");
+    assert_eq!(reads(id + 1000).await, 0, "the bad one left nothing");
+}
+
 // ---- OAuth2 ----
 
 const CLIENT_ID: &str = "plugboard-test";

@@ -132,6 +132,10 @@ pub enum DbError {
     Pool(String),
 }
 
+/// How long a SQLite writer waits for another one before "database is
+/// locked".
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 5000;
+
 /// An r2d2 manager that opens the backend the URL names and prepares each
 /// new connection (SQLite pragmas are per connection).
 #[derive(Debug, Clone)]
@@ -156,10 +160,10 @@ impl Manager {
                 // that is still recovering a large write-ahead log (after a
                 // crash, or a bulk import), and without a timeout the other
                 // connections the pool opens at start-up would fail at once.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+                ))
                 .map_err(|e| fail(e.to_string()))?;
                 DbConnection::Sqlite(conn)
             }

@@ -24,7 +24,7 @@ use crate::connections::tokens::{self, TokenState};
 use crate::connections::{Connection, ConnectionId, Status, StatusReport};
 use crate::db::DbConnection;
 use crate::oauth::refresh::{self, RECONNECT_NEEDED, Refreshed};
-use crate::state::AppState;
+use crate::state::{AppState, BlockingError};
 
 /// An OAuth2 access token handed out is good for at least this long.
 const MIN_VALIDITY: TimeDelta = TimeDelta::seconds(60);
@@ -293,9 +293,9 @@ pub async fn get(state: State, req: HttpRequest, id: web::Path<i64>) -> Result<H
 
 /// What the first database step of a credentials call found.
 enum Read {
-    Ready(Credentials),
-    /// The stored access token is the answer, renewed first if need be
-    /// (boxed: the caller and the connection outweigh a ready answer).
+    /// The answer, once the read is recorded.
+    Ready(Box<(Credentials, usage::Read)>),
+    /// The stored access token is the answer, renewed first if need be.
     OAuth2(Box<(Caller, Connection)>, Grant),
 }
 
@@ -425,14 +425,18 @@ pub async fn credentials(
                 let mut fields = connection.parameters.clone();
                 let secrets = store::open_secrets(conn, &s.keyring, caller.token.environment, id)?;
                 fields.extend(secrets.into_iter().map(|(k, v)| (k, v.expose_secret().to_owned())));
-                usage::record_read(conn, &caller.token, &caller.consumer, &connection)?;
-                Ok(Read::Ready(credentials_of(&connection, kind_name(other), fields)))
+                let read = usage::Read::new(&caller.token, &caller.consumer, &connection);
+                Ok(Read::Ready(Box::new((credentials_of(&connection, kind_name(other), fields), read))))
             }
         }
     })
     .await?;
     let answer = match read {
-        Read::Ready(answer) => answer,
+        Read::Ready(ready) => {
+            let (answer, read) = *ready;
+            record(&state, read).await?;
+            answer
+        }
         Read::OAuth2(pending, grant) => {
             let (caller, connection) = *pending;
             oauth2_credentials(&state, caller, connection, grant).await?
@@ -520,13 +524,20 @@ async fn oauth2_credentials(
     answer.access_token = Some(stored.access_token.expose_secret().to_owned());
     answer.token_type = Some("Bearer".to_owned());
     answer.expires_at = token_state.expires_at.map(utc);
-    record(state, caller, connection).await?;
+    record(state, usage::Read::new(&caller.token, &caller.consumer, &connection)).await?;
     Ok(answer)
 }
 
-async fn record(state: &State, caller: Caller, connection: Connection) -> Result<(), ApiError> {
-    api_db(state, move |conn, _| Ok(usage::record_read(conn, &caller.token, &caller.consumer, &connection)?))
-        .await
+/// Records the read; the credentials are answered only once it is.
+async fn record(state: &State, read: usage::Read) -> Result<(), ApiError> {
+    state.usage.record(read).await.map_err(|e| match e {
+        usage::Unrecorded::Unavailable(why, detail) => {
+            BlockingError::<ApiError>::Unavailable(why, detail).into()
+        }
+        usage::Unrecorded::Failed(detail) => {
+            ApiError::internal(format!("recording the read failed: {detail}"))
+        }
+    })
 }
 
 /// Check the connection now, as "Test" on the page does.
