@@ -29,6 +29,9 @@ pub enum Outcome {
     Unexpected(String),
     Missing(String),
     Blocked(String),
+    /// The service has no request that proves a credential without
+    /// changing something; the connection says so rather than pretend.
+    Uncheckable(String),
 }
 
 impl Outcome {
@@ -57,6 +60,7 @@ impl Outcome {
             Outcome::Unexpected(m) => format!("unexpected answer: {m}"),
             Outcome::Missing(m) => format!("missing: {m}"),
             Outcome::Blocked(m) => format!("blocked: {m}"),
+            Outcome::Uncheckable(m) => format!("cannot be checked: {m}"),
         }
     }
 
