@@ -31,10 +31,18 @@ async fn the_picker_finds_components_by_alias_category_and_keyboard() {
 
     // By alias: "gcal" is Google Calendar, "ms teams" Microsoft Teams.
     b.type_into("#component-search", "gcal").await;
-    b.wait_for("gcal finds Google Calendar alone", &format!("JSON.stringify({VISIBLE}) === '[\"google_calendar\"]'")).await;
+    b.wait_for(
+        "gcal finds Google Calendar alone",
+        &format!("JSON.stringify({VISIBLE}) === '[\"google_calendar\"]'"),
+    )
+    .await;
     b.clear("#component-search").await;
     b.type_into("#component-search", "ms teams").await;
-    b.wait_for("ms teams finds Microsoft Teams", &format!("JSON.stringify({VISIBLE}) === '[\"microsoft_teams\"]'")).await;
+    b.wait_for(
+        "ms teams finds Microsoft Teams",
+        &format!("JSON.stringify({VISIBLE}) === '[\"microsoft_teams\"]'"),
+    )
+    .await;
 
     // By category: every choice left is a payment service, under its heading.
     b.clear("#component-search").await;
@@ -42,7 +50,10 @@ async fn the_picker_finds_components_by_alias_category_and_keyboard() {
     b.wait_for("the Payments group alone", "Array.from(document.querySelectorAll('#dialog .choice-group')).filter(g => g.offsetParent).length === 1").await;
     let payments = b.js(&format!("return {VISIBLE}")).await;
     let payments: Vec<&str> = payments.as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(payments.contains(&"stripe") && payments.contains(&"square") && payments.len() >= 8, "{payments:?}");
+    assert!(
+        payments.contains(&"stripe") && payments.contains(&"square") && payments.len() >= 8,
+        "{payments:?}"
+    );
     assert_eq!(b.text("#dialog .choice-group:not([hidden]) .choice-group-name").await, "Payments");
 
     // Nothing matches: said so.
@@ -62,7 +73,11 @@ async fn the_picker_finds_components_by_alias_category_and_keyboard() {
     b.press(Key::Up).await;
     assert_eq!(b.js("return document.activeElement.dataset.component").await, first);
     b.press(Key::Up).await;
-    b.wait_for("↑ from the first match returns to the search", "document.activeElement === $('#component-search')").await;
+    b.wait_for(
+        "↑ from the first match returns to the search",
+        "document.activeElement === $('#component-search')",
+    )
+    .await;
     b.clear("#component-search").await;
     b.type_into("#component-search", "qbo").await;
     b.wait_for("one match", &format!("{VISIBLE}.length === 1")).await;

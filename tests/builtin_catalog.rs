@@ -99,7 +99,10 @@ fn every_url_is_https_except_the_generic_components() {
                 AuthKind::Oauth2ClientCredentials { token_url, .. } => urls.push(("token_url", token_url)),
                 kind => {
                     if let Some(flow) = kind.oauth2_flow() {
-                        urls.extend([("authorization_url", flow.authorization_url), ("token_url", flow.token_url)]);
+                        urls.extend([
+                            ("authorization_url", flow.authorization_url),
+                            ("token_url", flow.token_url),
+                        ]);
                         urls.extend(flow.revocation_url.map(|u| ("revocation_url", u)));
                     }
                 }
@@ -121,8 +124,14 @@ fn every_oauth2_method_has_both_endpoints_and_a_scope_or_says_why_not() {
             assert!(!flow.authorization_url.is_empty() && !flow.token_url.is_empty(), "{}", c.key);
             if flow.scopes.is_empty() && flow.optional_scopes.is_empty() {
                 // tests/catalog.rs holds the list, each with its comment.
-                let source = std::fs::read_to_string(components_dir().join(format!("{}.toml", c.key))).unwrap();
-                assert!(source.contains("scopes = []"), "{}.auth.{}: no scope and no reason", c.key, method.key);
+                let source =
+                    std::fs::read_to_string(components_dir().join(format!("{}.toml", c.key))).unwrap();
+                assert!(
+                    source.contains("scopes = []"),
+                    "{}.auth.{}: no scope and no reason",
+                    c.key,
+                    method.key
+                );
             }
         }
     }
@@ -138,7 +147,13 @@ fn every_component_can_be_checked_by_a_read_or_says_why_not() {
             (Some(test), None) => match test.method.as_str() {
                 "GET" => {}
                 "POST" => {
-                    assert_eq!(posts.get(c.key.as_str()), Some(&test.path.as_str()), "{}: POST {}", c.key, test.path);
+                    assert_eq!(
+                        posts.get(c.key.as_str()),
+                        Some(&test.path.as_str()),
+                        "{}: POST {}",
+                        c.key,
+                        test.path
+                    );
                     found_posts.push(c.key.as_str());
                 }
                 other => panic!("{}: a test request must read, not {other}", c.key),
@@ -170,7 +185,8 @@ fn every_icon_file_exists_and_is_a_valid_svg() {
         };
         icons += 1;
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/icons").join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {}: {e}", c.key, path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {}: {e}", c.key, path.display()));
         let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: not XML: {e}"));
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "svg", "{name}");
@@ -189,7 +205,12 @@ fn no_two_components_share_a_key_a_name_or_an_alias() {
     for c in catalog.components() {
         for name in std::iter::once(&c.name).chain(&c.aliases).chain(std::iter::once(&c.key)) {
             let earlier = names.insert(name.to_lowercase(), &c.key);
-            assert!(earlier.is_none_or(|k| k == c.key), "`{name}` is used by {} and {}", earlier.unwrap(), c.key);
+            assert!(
+                earlier.is_none_or(|k| k == c.key),
+                "`{name}` is used by {} and {}",
+                earlier.unwrap(),
+                c.key
+            );
         }
     }
 }
@@ -197,9 +218,12 @@ fn no_two_components_share_a_key_a_name_or_an_alias() {
 #[test]
 fn aliases_find_their_components() {
     let catalog = catalog();
-    for (query, key) in
-        [("gcal", "google_calendar"), ("ms teams", "microsoft_teams"), ("sendinblue", "brevo"), ("qbo", "quickbooks")]
-    {
+    for (query, key) in [
+        ("gcal", "google_calendar"),
+        ("ms teams", "microsoft_teams"),
+        ("sendinblue", "brevo"),
+        ("qbo", "quickbooks"),
+    ] {
         let found: Vec<&str> = catalog.search(query).map(|c| c.key.as_str()).collect();
         assert_eq!(found, [key], "{query}");
     }

@@ -690,7 +690,8 @@ const BUILTIN_WITHOUT_SCOPES: [&str; 16] = [
 
 /// A built-in component's own file, as written.
 fn builtin_source(key: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog/components").join(format!("{key}.toml"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog/components").join(format!("{key}.toml"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -61,14 +61,19 @@ fn assert_refused(shown: &(String, String), reason: &str) {
 /// API key in a header: Postmark's server token.
 #[actix_web::test]
 async fn postmark_server_token_in_its_header() {
-    let service = StandIn::start(|r: &Recorded| match (r.path.as_str(), r.header("x-postmark-server-token")) {
-        ("/server", Some("pm-good-token")) => Reply::json(200, json!({"ID": 1, "Name": "Production"})),
-        _ => Reply::json(401, json!({"ErrorCode": 10, "Message": "Request does not contain a valid Server token."})),
-    })
-    .await;
+    let service =
+        StandIn::start(|r: &Recorded| match (r.path.as_str(), r.header("x-postmark-server-token")) {
+            ("/server", Some("pm-good-token")) => Reply::json(200, json!({"ID": 1, "Name": "Production"})),
+            _ => Reply::json(
+                401,
+                json!({"ErrorCode": 10, "Message": "Request does not contain a valid Server token."}),
+            ),
+        })
+        .await;
     let (app, _dir) = spawn_pointing(&format!("[postmark]\nbase_url = \"{}\"\n", service.url())).await;
     let (good, bad) =
-        good_and_bad(&app, "postmark", &[("api_key", "pm-good-token")], &[("api_key", "pm-revoked-token")]).await;
+        good_and_bad(&app, "postmark", &[("api_key", "pm-good-token")], &[("api_key", "pm-revoked-token")])
+            .await;
     assert_active(&good);
     assert_refused(&bad, "rejected by the service: HTTP 401");
     assert_eq!(service.last().header("accept"), Some("application/json"));
@@ -77,13 +82,17 @@ async fn postmark_server_token_in_its_header() {
 /// API key in the query: Gumroad's access_token, with `success` in the body.
 #[actix_web::test]
 async fn gumroad_access_token_in_the_query() {
-    let service = StandIn::start(|r: &Recorded| match (r.path.as_str(), r.query_param("access_token").as_deref()) {
-        ("/user", Some("gum-good")) => Reply::json(200, json!({"success": true, "user": {"name": "Ada"}})),
-        _ => Reply::json(401, json!({"success": false, "message": "The access token is invalid"})),
-    })
-    .await;
+    let service =
+        StandIn::start(|r: &Recorded| match (r.path.as_str(), r.query_param("access_token").as_deref()) {
+            ("/user", Some("gum-good")) => {
+                Reply::json(200, json!({"success": true, "user": {"name": "Ada"}}))
+            }
+            _ => Reply::json(401, json!({"success": false, "message": "The access token is invalid"})),
+        })
+        .await;
     let (app, _dir) = spawn_pointing(&format!("[gumroad]\nbase_url = \"{}\"\n", service.url())).await;
-    let (good, bad) = good_and_bad(&app, "gumroad", &[("api_key", "gum-good")], &[("api_key", "gum-bad")]).await;
+    let (good, bad) =
+        good_and_bad(&app, "gumroad", &[("api_key", "gum-good")], &[("api_key", "gum-bad")]).await;
     assert_active(&good);
     assert_refused(&bad, "rejected by the service: HTTP 401 (The access token is invalid)");
 }
@@ -114,7 +123,10 @@ async fn freshdesk_api_key_as_basic_user_name() {
 async fn vercel_bearer_token() {
     let service = StandIn::start(|r: &Recorded| match (r.path.as_str(), r.header("authorization")) {
         ("/v2/user", Some("Bearer vc-good")) => Reply::json(200, json!({"user": {"id": "u1"}})),
-        _ => Reply::json(403, json!({"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": true}})),
+        _ => Reply::json(
+            403,
+            json!({"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": true}}),
+        ),
     })
     .await;
     let (app, _dir) = spawn_pointing(&format!("[vercel]\nbase_url = \"{}\"\n", service.url())).await;
@@ -152,13 +164,20 @@ async fn amazon_ses_signed_for_its_region() {
 #[actix_web::test]
 async fn telegram_bot_token_in_the_path() {
     let service = StandIn::start(|r: &Recorded| match r.path.as_str() {
-        "/bot123456:AAgood/getMe" => Reply::json(200, json!({"ok": true, "result": {"id": 123456, "is_bot": true}})),
+        "/bot123456:AAgood/getMe" => {
+            Reply::json(200, json!({"ok": true, "result": {"id": 123456, "is_bot": true}}))
+        }
         _ => Reply::json(401, json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
     })
     .await;
     let (app, _dir) = spawn_pointing(&format!("[telegram_bot]\nbase_url = \"{}\"\n", service.url())).await;
-    let (good, bad) =
-        good_and_bad(&app, "telegram_bot", &[("bot_token", "123456:AAgood")], &[("bot_token", "123456:AAbad")]).await;
+    let (good, bad) = good_and_bad(
+        &app,
+        "telegram_bot",
+        &[("bot_token", "123456:AAgood")],
+        &[("bot_token", "123456:AAbad")],
+    )
+    .await;
     assert_active(&good);
     assert_refused(&bad, "rejected by the service: HTTP 401 (Unauthorized)");
     let page = app.get("/").await;
@@ -209,7 +228,10 @@ async fn a_component_without_a_read_only_request_cannot_be_checked() {
     let id = app.create("perplexity", "pplx", &[("token", "pplx-abc123")]).await;
     let (badge, reason) = shown(&app, id).await;
     assert_eq!(badge, "NOT ACTIVE");
-    assert_eq!(reason, "cannot be checked: Perplexity's API has no read-only request: every call is a billed completion");
+    assert_eq!(
+        reason,
+        "cannot be checked: Perplexity's API has no read-only request: every call is a billed completion"
+    );
 }
 
 const CLIENT_ID: &str = "plugboard-catalog";

@@ -337,7 +337,10 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
 
     let cannot_check = non_empty(def.cannot_check);
     if cannot_check.is_some() && def.test.is_some() {
-        return Err(at("cannot_check", "a component has either a test request or a reason it has none".into()));
+        return Err(at(
+            "cannot_check",
+            "a component has either a test request or a reason it has none".into(),
+        ));
     }
     let mut aliases = Vec::with_capacity(def.aliases.len());
     for (i, alias) in def.aliases.into_iter().enumerate() {

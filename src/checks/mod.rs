@@ -24,7 +24,10 @@ use request::{Plan, Signing, Values};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Active(String),
-    Rejected { status: Option<u16>, code: Option<String> },
+    Rejected {
+        status: Option<u16>,
+        code: Option<String>,
+    },
     Unreachable(String),
     Unexpected(String),
     Missing(String),
