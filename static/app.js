@@ -194,7 +194,8 @@
 
   // The component picker: filters as you type (the same match as the
   // server's search, on name, key, category and aliases), moves between
-  // matches with the arrow keys, and opens the only match on Enter.
+  // matches with the arrow keys, opens the only match on Enter, and clears
+  // the search on Escape.
   // Without JavaScript the search form asks the server instead.
   function pickerItems(root) {
     return Array.prototype.slice.call(root.querySelectorAll("[data-picker-item]"));
@@ -256,7 +257,7 @@
   });
 
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp" && event.key !== "Escape") {
       return;
     }
     var root = event.target.closest && event.target.closest(".picker");
@@ -264,6 +265,17 @@
       return;
     }
     var search = root.querySelector("#component-search");
+    if (event.key === "Escape") {
+      // A first Escape undoes the search; only on an empty one does it
+      // close the picker, as it closes every dialog.
+      if (search && search.value !== "") {
+        event.preventDefault();
+        search.value = "";
+        filterPicker(search);
+        search.focus();
+      }
+      return;
+    }
     var choices = visibleChoices(root);
     var at = choices.indexOf(event.target);
     if (event.target === search) {

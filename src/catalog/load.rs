@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::template::whole_setting;
 use super::model::{AuthKind, AuthMethod, ComponentDef, Field, FieldDef, OAuth2Flow, Pattern};
+use super::template::whole_setting;
 use super::{Catalog, Component};
 
 /// The largest icon accepted, so a mistaken path cannot load a huge file.
