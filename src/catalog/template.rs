@@ -122,4 +122,15 @@ mod tests {
         );
         assert_eq!(fill("{odd}", values, Placing::Verbatim).unwrap(), "evil.test/x?y");
     }
+
+    #[test]
+    fn a_template_that_is_one_setting_is_given_whole() {
+        assert_eq!(whole_setting("{token_url}"), Some("token_url"));
+        assert_eq!(whole_setting("https://{shop}.example.com"), None);
+        assert_eq!(whole_setting("{a}{b}"), None);
+        let typed = BTreeMap::from([("scopes".to_owned(), "read, write  offline".to_owned())]);
+        let scopes = |list: &[&str]| scopes(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &typed);
+        assert_eq!(scopes(&["{scopes}"]), ["read", "write", "offline"]);
+        assert_eq!(scopes(&["openid", "{missing}"]), ["openid"]);
+    }
 }
