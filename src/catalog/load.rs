@@ -353,14 +353,23 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
         Some(name) => Some(load_icon(&name, icons).map_err(|m| at("icon", m))?),
     };
 
+    let category = non_empty(def.category).unwrap_or_else(|| "Other".to_owned());
+    // One line per name, so that a search never matches across two of them.
+    let search_text = [name.as_str(), key, category.as_str()]
+        .into_iter()
+        .chain(aliases.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_lowercase();
     Ok(Component {
         key: key.to_owned(),
         name,
-        category: non_empty(def.category).unwrap_or_else(|| "Other".to_owned()),
+        category,
         description: def.description.unwrap_or_default(),
         base_url,
         docs_url: non_empty(def.docs_url),
         aliases,
+        search_text,
         icon_svg,
         settings,
         auth_methods,

@@ -21,6 +21,9 @@ pub struct Component {
     pub docs_url: Option<String>,
     /// Other names people search for ("gcal", "ms teams").
     pub aliases: Vec<String>,
+    /// Name, key, category and aliases, lowercased, one per line: what a
+    /// search looks in, here and in the picker's script.
+    pub search_text: String,
     /// SVG markup, or `None` for a letter mark drawn from the name.
     pub icon_svg: Option<String>,
     /// Non-secret values every authorization method of this component needs.
@@ -50,10 +53,7 @@ impl Component {
     /// Whether a lowercase search term is part of its name, key, category
     /// or an alias.
     pub fn matches(&self, needle: &str) -> bool {
-        self.name.to_lowercase().contains(needle)
-            || self.key.contains(needle)
-            || self.category.to_lowercase().contains(needle)
-            || self.aliases.iter().any(|a| a.to_lowercase().contains(needle))
+        self.search_text.contains(needle)
     }
 
     /// The letter shown when the component has no icon.

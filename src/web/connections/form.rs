@@ -62,9 +62,8 @@ struct Choice<'a> {
     key: &'a str,
     name: &'a str,
     category: &'a str,
-    /// Lowercased name, key, category and aliases, which app.js filters on
-    /// as the server's search does.
-    search_text: String,
+    /// What app.js filters on, as the server's search does.
+    search_text: &'a str,
 }
 
 impl<'a> Picker<'a> {
@@ -75,13 +74,8 @@ impl<'a> Picker<'a> {
         let mut count = 0;
         for c in components {
             count += 1;
-            let search_text = std::iter::once(c.name.as_str())
-                .chain([c.key.as_str(), c.category.as_str()])
-                .chain(c.aliases.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase();
-            let choice = Choice { key: &c.key, name: &c.name, category: &c.category, search_text };
+            let choice =
+                Choice { key: &c.key, name: &c.name, category: &c.category, search_text: &c.search_text };
             match groups.iter_mut().find(|g| g.category == c.category) {
                 Some(group) => group.components.push(choice),
                 None => groups.push(ChoiceGroup { category: &c.category, components: vec![choice] }),
