@@ -942,6 +942,13 @@ fn every_component_can_be_checked_by_a_read_or_says_why_not() {
                         c.key,
                         test.path
                     );
+                    // What the POST asks must read too: no GraphQL mutation,
+                    // no SQL but a SELECT.
+                    let body = test.body.as_deref().unwrap_or_default().to_lowercase();
+                    assert!(!body.contains("mutation"), "{}: {body}", c.key);
+                    if let Some(statement) = body.split("\"statement\":\"").nth(1) {
+                        assert!(statement.starts_with("select "), "{}: {body}", c.key);
+                    }
                     found_posts.push(c.key.as_str());
                 }
                 other => panic!("{}: a test request must read, not {other}", c.key),
