@@ -32,8 +32,8 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// An extra catalog file (TOML) whose entries add components or override
-    /// fields of built-in ones.
+    /// An extra catalog file (TOML), or a folder of `*.toml` files, whose
+    /// entries add components or override fields of built-in ones.
     #[arg(long, env = "PLUGBOARD_CATALOG")]
     pub catalog: Option<PathBuf>,
 

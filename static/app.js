@@ -192,6 +192,112 @@
     showNotice(event.data.notice);
   });
 
+  // The component picker: filters as you type (the same match as the
+  // server's search, on name, key, category and aliases), moves between
+  // matches with the arrow keys, opens the only match on Enter, and clears
+  // the search on Escape.
+  // Without JavaScript the search form asks the server instead.
+  function pickerItems(root) {
+    return Array.prototype.slice.call(root.querySelectorAll("[data-picker-item]"));
+  }
+
+  function visibleChoices(root) {
+    return pickerItems(root).filter(function (li) { return !li.hidden; })
+      .map(function (li) { return li.querySelector("a[data-component]"); });
+  }
+
+  function filterPicker(input) {
+    var root = input.closest(".picker");
+    if (!root) {
+      return;
+    }
+    var needle = input.value.trim().toLowerCase();
+    var shown = 0;
+    pickerItems(root).forEach(function (li) {
+      var match = needle === "" || li.getAttribute("data-search").indexOf(needle) !== -1;
+      li.hidden = !match;
+      if (match) {
+        shown++;
+      }
+    });
+    Array.prototype.forEach.call(root.querySelectorAll("[data-picker-group]"), function (group) {
+      group.hidden = !group.querySelector("[data-picker-item]:not([hidden])");
+    });
+    var empty = root.querySelector("[data-picker-empty]");
+    if (empty) {
+      empty.hidden = shown > 0;
+      empty.querySelector("[data-picker-query]").textContent = input.value.trim();
+    }
+    var count = root.querySelector("#picker-count");
+    if (count) {
+      count.textContent = shown === 1 ? "1 component" : shown + " components";
+    }
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "component-search") {
+      filterPicker(event.target);
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-picker-search]");
+    if (!form) {
+      return;
+    }
+    // Filtering happens as you type; Enter opens the single match or
+    // steps into the list.
+    event.preventDefault();
+    var choices = visibleChoices(form.closest(".picker"));
+    if (choices.length === 1) {
+      choices[0].click();
+    } else if (choices.length > 1) {
+      choices[0].focus();
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp" && event.key !== "Escape") {
+      return;
+    }
+    var root = event.target.closest && event.target.closest(".picker");
+    if (!root) {
+      return;
+    }
+    var search = root.querySelector("#component-search");
+    if (event.key === "Escape") {
+      // A first Escape undoes the search; only on an empty one does it
+      // close the picker, as it closes every dialog.
+      if (search && search.value !== "") {
+        event.preventDefault();
+        search.value = "";
+        filterPicker(search);
+        search.focus();
+      }
+      return;
+    }
+    var choices = visibleChoices(root);
+    var at = choices.indexOf(event.target);
+    if (event.target === search) {
+      if (event.key === "ArrowDown" && choices.length) {
+        event.preventDefault();
+        choices[0].focus();
+      }
+      return;
+    }
+    if (at === -1) {
+      return;
+    }
+    event.preventDefault();
+    if (event.key === "ArrowDown") {
+      (choices[at + 1] || choices[at]).focus();
+    } else if (at === 0) {
+      search.focus();
+    } else {
+      choices[at - 1].focus();
+    }
+  });
+
   // Copy buttons (the OAuth2 redirect URI).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");

@@ -67,7 +67,7 @@ async fn a_person_creates_filters_and_switches_environment_in_a_real_browser() {
     b.type_into("#component-search", "git").await;
     b.wait_for(
         "searching for `git` leaves GitHub and drops Slack",
-        "$('#dialog a[data-component=github]') && !$('#dialog a[data-component=slack]')",
+        "$('#dialog a[data-component=github]').offsetParent && !$('#dialog a[data-component=slack]').offsetParent",
     )
     .await;
     assert!(b.path().await == "/", "searching the picker changed the page's URL to {}", b.path().await);

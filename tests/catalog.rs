@@ -1,12 +1,15 @@
-//! An operator's catalog file: adds components and overrides built-in ones;
-//! a malformed one stops start-up with a message naming the file, the entry
-//! and the field.
+//! The catalog: an operator's file or folder adds components and overrides
+//! built-in ones, a malformed one stops start-up with a message naming the
+//! file, the entry and the field; and every built-in entry against the
+//! catalog's rules (it loads, https URLs, complete OAuth2 methods, a test
+//! request that only reads, a real SVG icon, nothing named twice).
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use plugboard::catalog::{Catalog, CatalogError, ClientAuth};
+use plugboard::catalog::{AuthKind, Catalog, CatalogError, ClientAuth, Component};
 use plugboard::environment::Environment;
 use plugboard::web::assets::BuiltinIcons;
 use reqwest::StatusCode;
@@ -311,6 +314,38 @@ fn a_missing_catalog_file_is_named() {
         Err(e) => e.to_string(),
     };
     assert_names(&message, &[&missing.display().to_string(), "cannot read"]);
+}
+
+/// `PLUGBOARD_CATALOG` may be a folder: its `*.toml` files, one entry or
+/// more each, with icons beside them; other files are left alone.
+#[test]
+fn an_operator_folder_adds_one_component_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("catalog.d");
+    std::fs::create_dir(&folder).unwrap();
+    let acme = &OPERATOR_CATALOG[..OPERATOR_CATALOG.find("[github]").unwrap()];
+    std::fs::write(folder.join("acme.toml"), acme).unwrap();
+    std::fs::write(
+        folder.join("github.toml"),
+        "[github]\nbase_url = \"https://github.example.com/api/v3\"\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("acme.svg"), ACME_ICON).unwrap();
+    std::fs::write(folder.join("notes.txt"), "not a catalog file").unwrap();
+    let catalog = Catalog::load(Some(&folder), &BuiltinIcons).expect("the operator folder loads");
+    assert_eq!(catalog.get("github").unwrap().base_url, "https://github.example.com/api/v3");
+    assert_eq!(catalog.get("github").unwrap().name, "GitHub");
+    assert_eq!(catalog.get("acme").unwrap().icon_svg.as_deref(), Some(ACME_ICON));
+    assert_eq!(catalog.components().len(), builtin().components().len() + 1);
+
+    // One key in two files would leave the winner to the order of names.
+    let twice = folder.join("zz-github-again.toml");
+    std::fs::write(&twice, "[github]\nname = \"GitHub again\"\n").unwrap();
+    let error = Catalog::load(Some(&folder), &BuiltinIcons).expect_err("a key defined twice");
+    assert_names(
+        &error.to_string(),
+        &[&twice.display().to_string(), "`github`", "define each component once"],
+    );
 }
 
 /// An `api_key` method with no field loaded, then made every check of it
@@ -668,23 +703,49 @@ fn other_oauth2_mistakes_name_the_entry_and_key() {
 }
 
 /// Built-in OAuth2 methods that request no scope, each for a reason written
-/// in a comment above it in components.toml.
-const BUILTIN_WITHOUT_SCOPES: [&str; 8] =
-    ["bitbucket", "box", "calendly", "clickup", "intercom", "mailchimp", "notion", "zoom"];
+/// in a comment above it in its component's file.
+const BUILTIN_WITHOUT_SCOPES: [&str; 16] = [
+    "attio",
+    "bitbucket",
+    "box",
+    "calendly",
+    "clickup",
+    "eventbrite",
+    "front",
+    "gusto",
+    "help_scout",
+    "intercom",
+    "mailchimp",
+    "netlify",
+    "notion",
+    "ringcentral",
+    "surveymonkey",
+    "zoom",
+];
+
+/// A built-in component's own file, as written.
+fn builtin_source(key: &str) -> String {
+    let path = components_dir().join(format!("{key}.toml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 #[test]
 fn every_builtin_oauth2_method_has_https_endpoints_and_scopes_or_a_written_reason() {
-    const SOURCE: &str = include_str!("../src/catalog/components.toml");
-    let raw: toml::Table = SOURCE.parse().unwrap();
-    let lines: Vec<&str> = SOURCE.lines().collect();
-    let catalog = Catalog::load(None, &BuiltinIcons).unwrap();
+    let catalog = builtin();
     let mut methods = 0;
     let mut without_scopes = Vec::new();
-    for component in catalog.components() {
+    for component in catalog.components().iter().filter(|c| c.category != "Generic") {
+        let source = builtin_source(&component.key);
+        let raw: toml::Table = source.parse().unwrap();
+        let lines: Vec<&str> = source.lines().collect();
         for method in &component.auth_methods {
             let Some(flow) = method.oauth2_flow() else { continue };
             methods += 1;
             let name = format!("{}.auth.{}", component.key, method.key);
+            assert!(
+                !flow.authorization_url.is_empty() && !flow.token_url.is_empty(),
+                "{name}: both endpoints"
+            );
             let endpoints =
                 [Some(flow.authorization_url), Some(flow.token_url), flow.revocation_url, flow.issuer];
             for url in endpoints.into_iter().flatten() {
@@ -709,7 +770,7 @@ fn every_builtin_oauth2_method_has_https_endpoints_and_scopes_or_a_written_reaso
             );
         }
     }
-    assert!(methods >= 29, "{methods} OAuth2 methods");
+    assert!(methods >= 70, "{methods} OAuth2 methods");
     without_scopes.sort_unstable();
     assert_eq!(without_scopes, BUILTIN_WITHOUT_SCOPES, "a new scope-less method is a deliberate choice");
 }
@@ -747,4 +808,239 @@ fn builtin_oauth2_methods_carry_their_providers_documented_quirks() {
     assert_eq!(salesforce.token_fields.get("instance_url").map(String::as_str), Some("/instance_url"));
     assert_eq!(flow("shopify").token_url, "https://{shop}.myshopify.com/admin/oauth/access_token");
     assert_eq!(flow("zendesk").token_url, "https://{subdomain}.zendesk.com/oauth/tokens");
+    assert_eq!(flow("quickbooks").callback_params, ["realmId"]);
+    assert_eq!(flow("quickbooks").token_auth, ClientAuth::Basic);
+    assert_eq!(param("atlassian", "audience").as_deref(), Some("api.atlassian.com"));
+    assert_eq!(param("atlassian", "prompt").as_deref(), Some("consent"));
+    assert_eq!(param("reddit", "duration").as_deref(), Some("permanent"));
+    assert_eq!(flow("zoho_crm").scope_separator, ",");
+    assert_eq!(param("zoho_crm", "access_type").as_deref(), Some("offline"));
+    assert!(!flow("linkedin").pkce && !flow("constant_contact").pkce);
+}
+
+// ---- Every built-in entry against the catalog's rules ----
+
+/// The categories the picker groups by (the list in components/README.md).
+const CATEGORIES: [&str; 23] = [
+    "Accounting",
+    "AI",
+    "Analytics",
+    "Cloud",
+    "Commerce",
+    "Communication",
+    "CRM",
+    "Databases",
+    "Developer tools",
+    "E-signature",
+    "Email",
+    "Forms",
+    "Generic",
+    "HR",
+    "Marketing",
+    "Monitoring",
+    "Payments",
+    "Productivity",
+    "Project management",
+    "Scheduling",
+    "Social",
+    "Storage",
+    "Support",
+];
+
+/// Test requests that are POSTs, each documented by its service as
+/// read-only: an RPC that only reads, a GraphQL query, a SELECT.
+const READ_ONLY_POSTS: [(&str, &str); 11] = [
+    ("aws_dynamodb", "/"),
+    ("cohere", "/v1/check-api-key"),
+    ("dropbox", "/users/get_current_account"),
+    ("linear", "/graphql"),
+    ("mandrill", "/users/ping"),
+    ("monday", "/v2"),
+    ("new_relic", "/graphql"),
+    ("pushover", "/users/validate.json"),
+    ("railway", "/graphql/v2"),
+    ("slack", "/auth.test"),
+    ("snowflake", "/statements"),
+];
+
+fn builtin() -> Catalog {
+    Catalog::load(None, &BuiltinIcons).expect("the built-in catalog loads")
+}
+
+fn components_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog/components")
+}
+
+#[test]
+fn there_are_at_least_150_components_one_file_each_named_after_its_key() {
+    let catalog = builtin();
+    assert!(catalog.components().len() >= 150, "{} components", catalog.components().len());
+    let mut files = 0;
+    for entry in std::fs::read_dir(components_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        files += 1;
+        let table: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let keys: Vec<&String> = table.keys().collect();
+        assert_eq!(keys, [stem], "{} must hold [{stem}] alone", path.display());
+        assert!(catalog.get(stem).is_some(), "{stem}");
+    }
+    assert_eq!(files, catalog.components().len());
+}
+
+fn is_generic(c: &Component) -> bool {
+    c.category == "Generic"
+}
+
+#[test]
+fn every_url_is_https_except_the_generic_components() {
+    for c in builtin().components().iter().filter(|c| !is_generic(c)) {
+        let mut urls = vec![("base_url", c.base_url.as_str())];
+        urls.extend(c.docs_url.as_deref().map(|u| ("docs_url", u)));
+        if let Some(test) = &c.test {
+            if test.path.contains("://") {
+                urls.push(("test.path", &test.path));
+            }
+        }
+        for method in &c.auth_methods {
+            match &method.kind {
+                AuthKind::Oauth2ClientCredentials { token_url, .. } => urls.push(("token_url", token_url)),
+                kind => {
+                    if let Some(flow) = kind.oauth2_flow() {
+                        urls.extend([
+                            ("authorization_url", flow.authorization_url),
+                            ("token_url", flow.token_url),
+                        ]);
+                        urls.extend(flow.revocation_url.map(|u| ("revocation_url", u)));
+                    }
+                }
+            }
+        }
+        for (what, url) in urls {
+            assert!(url.starts_with("https://") && url.len() > "https://".len(), "{}: {what} `{url}`", c.key);
+        }
+    }
+}
+
+#[test]
+fn every_component_can_be_checked_by_a_read_or_says_why_not() {
+    let posts: HashMap<&str, &str> = READ_ONLY_POSTS.into_iter().collect();
+    let mut found_posts = Vec::new();
+    let catalog = builtin();
+    for c in catalog.components() {
+        match (&c.test, &c.cannot_check) {
+            (Some(test), None) => match test.method.as_str() {
+                "GET" => {}
+                "POST" => {
+                    assert_eq!(
+                        posts.get(c.key.as_str()),
+                        Some(&test.path.as_str()),
+                        "{}: POST {}",
+                        c.key,
+                        test.path
+                    );
+                    // What the POST asks must read too: no GraphQL mutation,
+                    // no SQL but a SELECT.
+                    let body = test.body.as_deref().unwrap_or_default().to_lowercase();
+                    assert!(!body.contains("mutation"), "{}: {body}", c.key);
+                    if let Some(statement) = body.split("\"statement\":\"").nth(1) {
+                        assert!(statement.starts_with("select "), "{}: {body}", c.key);
+                    }
+                    found_posts.push(c.key.as_str());
+                }
+                other => panic!("{}: a test request must read, not {other}", c.key),
+            },
+            (None, Some(why)) => assert!(why.len() > 20, "{}: say why it cannot be checked", c.key),
+            _ => panic!("{}: needs a [test] request or a cannot_check reason, not both", c.key),
+        }
+        assert!(CATEGORIES.contains(&c.category.as_str()), "{}: category {}", c.key, c.category);
+        assert!(!c.description.is_empty(), "{}: description", c.key);
+        if !is_generic(c) {
+            assert!(c.docs_url.is_some(), "{}: docs_url", c.key);
+        }
+    }
+    found_posts.sort_unstable();
+    let expected: Vec<&str> = READ_ONLY_POSTS.iter().map(|(k, _)| *k).collect();
+    assert_eq!(found_posts, expected);
+}
+
+#[test]
+fn every_icon_file_exists_and_is_a_valid_svg() {
+    let catalog = builtin();
+    let mut icons = 0;
+    for c in catalog.components() {
+        let table: toml::Table = builtin_source(&c.key).parse().unwrap();
+        let Some(name) = table[&c.key].get("icon").and_then(|v| v.as_str()) else {
+            assert!(c.icon_svg.is_none(), "{}", c.key);
+            continue;
+        };
+        icons += 1;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/icons").join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {}: {e}", c.key, path.display()));
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: not XML: {e}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg", "{name}");
+        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"), "{name}");
+        assert!(root.attribute("viewBox").is_some(), "{name}: viewBox");
+        assert!(!text.contains("<script"), "{name}");
+        assert_eq!(c.icon_svg.as_deref(), Some(text.as_str()), "{}: the embedded icon is the file", c.key);
+    }
+    assert!(icons >= 100, "{icons} components have a brand icon");
+}
+
+#[test]
+fn no_two_components_share_a_key_a_name_or_an_alias() {
+    let catalog = builtin();
+    let mut names: HashMap<String, &str> = HashMap::new();
+    for c in catalog.components() {
+        for name in std::iter::once(&c.name).chain(&c.aliases).chain(std::iter::once(&c.key)) {
+            let earlier = names.insert(name.to_lowercase(), &c.key);
+            assert!(
+                earlier.is_none_or(|k| k == c.key),
+                "`{name}` is used by {} and {}",
+                earlier.unwrap(),
+                c.key
+            );
+        }
+    }
+}
+
+#[test]
+fn aliases_find_their_components() {
+    let catalog = builtin();
+    for (query, key) in [
+        ("gcal", "google_calendar"),
+        ("ms teams", "microsoft_teams"),
+        ("sendinblue", "brevo"),
+        ("qbo", "quickbooks"),
+    ] {
+        let found: Vec<&str> = catalog.search(query).map(|c| c.key.as_str()).collect();
+        assert_eq!(found, [key], "{query}");
+    }
+}
+
+/// The README's "Adding a component" example is a working catalog file.
+#[test]
+fn the_readmes_complete_example_loads() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("## Adding a component").expect("the section")..];
+    let example = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|block| &block[..block.find("```").unwrap()])
+        .find(|block| block.contains("[acme.auth.oauth2]"))
+        .expect("a complete example with OAuth2");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme.toml");
+    std::fs::write(&path, example).unwrap();
+    std::fs::write(dir.path().join("acme.svg"), ACME_ICON).unwrap();
+    let catalog = Catalog::load(Some(&path), &BuiltinIcons).unwrap_or_else(|e| panic!("{e}"));
+    let acme = catalog.get("acme").unwrap();
+    assert_eq!(acme.auth_methods.len(), 2);
+    assert!(acme.auth_method("oauth2").and_then(|m| m.oauth2_flow()).is_some());
+    assert_eq!(catalog.search("acmecrm").map(|c| c.key.as_str()).collect::<Vec<_>>(), ["acme"]);
 }

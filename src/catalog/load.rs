@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use super::model::{AuthKind, AuthMethod, ComponentDef, Field, FieldDef, OAuth2Flow, Pattern};
+use super::template::whole_setting;
 use super::{Catalog, Component};
 
 /// The largest icon accepted, so a mistaken path cannot load a huge file.
@@ -38,58 +39,76 @@ impl fmt::Display for CatalogError {
 
 impl std::error::Error for CatalogError {}
 
-const BUILTIN_NAME: &str = "(built-in components.toml)";
-const BUILTIN: &str = include_str!("components.toml");
+/// The built-in components, one file each, embedded in the binary.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "src/catalog/components/"]
+struct Builtin;
 
 /// Where icon files are found.
 pub trait IconSource {
     fn icon(&self, name: &str) -> Option<Vec<u8>>;
 }
 
-/// The built-in catalog merged with an operator's file, if any.
-pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Catalog, CatalogError> {
-    let mut merged = parse_table(BUILTIN, BUILTIN_NAME)?;
-    // Which file each entry's fields came from, for error messages.
-    let mut origin: std::collections::HashMap<String, String> =
-        merged.keys().map(|k| (k.clone(), BUILTIN_NAME.to_owned())).collect();
+/// One catalog file's entries, with where they came from.
+struct Source {
+    file: String,
+    /// An operator's icon paths are relative to their own file.
+    base_dir: Option<PathBuf>,
+    entries: toml::Table,
+}
 
-    if let Some(path) = operator_file {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| CatalogError {
-            file: file.clone(),
-            component: None,
-            field: None,
-            message: format!("cannot read it: {e}"),
-        })?;
-        let operator = parse_table(&text, &file)?;
-        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        for (key, value) in operator {
-            let toml::Value::Table(mut entry) = value else {
-                return Err(CatalogError {
-                    file,
-                    component: Some(key),
-                    field: None,
-                    message: "an entry must be a table such as [my_service]".into(),
-                });
-            };
-            // An operator's icon is a path relative to their own file.
-            if let Some(toml::Value::String(icon)) = entry.get("icon") {
-                let resolved: PathBuf = base_dir.join(icon);
-                entry.insert("icon".into(), toml::Value::String(resolved.display().to_string()));
-            }
-            origin.insert(key.clone(), file.clone());
-            match merged.get_mut(&key) {
-                Some(toml::Value::Table(existing)) => deep_merge(existing, entry),
-                _ => {
-                    merged.insert(key, toml::Value::Table(entry));
+/// The built-in catalog merged with an operator's file or folder, if any.
+pub fn load(operator_path: Option<&Path>, icons: &dyn IconSource) -> Result<Catalog, CatalogError> {
+    let mut merged = toml::Table::new();
+    // Which file each entry's fields came from, for error messages.
+    let mut origin: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+
+    // Within one catalog (the built-in one, or the operator's) a key is
+    // defined once: two files defining it would leave which one wins to
+    // the order of file names.
+    let mut add = |sources: Vec<Source>, merge: bool| -> Result<(), CatalogError> {
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for source in sources {
+            for (key, value) in source.entries {
+                let toml::Value::Table(mut entry) = value else {
+                    return Err(CatalogError {
+                        file: source.file,
+                        component: Some(key),
+                        field: None,
+                        message: "an entry must be a table such as [my_service]".into(),
+                    });
+                };
+                if let Some(other) = seen.insert(key.clone(), source.file.clone()) {
+                    return Err(CatalogError {
+                        file: source.file,
+                        component: Some(key),
+                        field: None,
+                        message: format!("is also defined in {other}; define each component once"),
+                    });
+                }
+                if let (Some(dir), Some(toml::Value::String(icon))) = (&source.base_dir, entry.get("icon")) {
+                    let resolved = dir.join(icon);
+                    entry.insert("icon".into(), toml::Value::String(resolved.display().to_string()));
+                }
+                origin.insert(key.clone(), source.file.clone());
+                match merged.get_mut(&key) {
+                    Some(toml::Value::Table(existing)) if merge => deep_merge(existing, entry),
+                    _ => {
+                        merged.insert(key, toml::Value::Table(entry));
+                    }
                 }
             }
         }
+        Ok(())
+    };
+    add(builtin_sources()?, false)?;
+    if let Some(path) = operator_path {
+        add(operator_sources(path)?, true)?;
     }
 
     let mut components = Vec::with_capacity(merged.len());
     for (key, value) in merged {
-        let file = origin.get(&key).cloned().unwrap_or_else(|| BUILTIN_NAME.to_owned());
+        let file = origin.get(&key).cloned().unwrap_or_default();
         let error = |field: Option<String>, message: String| CatalogError {
             file: file.clone(),
             component: Some(key.clone()),
@@ -103,7 +122,82 @@ pub fn load(operator_file: Option<&Path>, icons: &dyn IconSource) -> Result<Cata
         })?;
         components.push(build(&key, def, icons).map_err(|(field, message)| error(field, message))?);
     }
+    unique_names(&components)?;
     Ok(Catalog::new(components))
+}
+
+fn builtin_sources() -> Result<Vec<Source>, CatalogError> {
+    let mut names: Vec<_> = Builtin::iter().filter(|name| name.ends_with(".toml")).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let file = format!("(built-in components/{name})");
+            let bytes = Builtin::get(&name).map(|f| f.data.into_owned()).unwrap_or_default();
+            let text = String::from_utf8(bytes).map_err(|_| CatalogError {
+                file: file.clone(),
+                component: None,
+                field: None,
+                message: "is not UTF-8 text".into(),
+            })?;
+            Ok(Source { entries: parse_table(&text, &file)?, file, base_dir: None })
+        })
+        .collect()
+}
+
+/// `PLUGBOARD_CATALOG` is one file, or a folder whose `*.toml` files are
+/// read in name order (other files, such as icons, are left alone).
+fn operator_sources(path: &Path) -> Result<Vec<Source>, CatalogError> {
+    let unreadable = |file: &Path, e: std::io::Error| CatalogError {
+        file: file.display().to_string(),
+        component: None,
+        field: None,
+        message: format!("cannot read it: {e}"),
+    };
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| unreadable(path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).map_err(|e| unreadable(file, e))?;
+            let name = file.display().to_string();
+            Ok(Source {
+                entries: parse_table(&text, &name)?,
+                file: name,
+                base_dir: Some(file.parent().map(Path::to_path_buf).unwrap_or_default()),
+            })
+        })
+        .collect()
+}
+
+/// A search for a name or alias must find one component: two sharing one
+/// would make the picker's "Enter on a single match" guess.
+fn unique_names(components: &[Component]) -> Result<(), CatalogError> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for c in components {
+        for name in std::iter::once(&c.name).chain(&c.aliases) {
+            if let Some(other) = seen.insert(name.to_lowercase(), &c.key) {
+                if other != c.key {
+                    return Err(CatalogError {
+                        file: "(the merged catalog)".into(),
+                        component: Some(c.key.clone()),
+                        field: None,
+                        message: format!("the name or alias `{name}` is also used by `{other}`"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_table(text: &str, file: &str) -> Result<toml::Table, CatalogError> {
@@ -241,22 +335,46 @@ fn build(key: &str, def: ComponentDef, icons: &dyn IconSource) -> Result<Compone
         }
     }
 
+    let cannot_check = non_empty(def.cannot_check);
+    if cannot_check.is_some() && def.test.is_some() {
+        return Err(at(
+            "cannot_check",
+            "a component has either a test request or a reason it has none".into(),
+        ));
+    }
+    let mut aliases = Vec::with_capacity(def.aliases.len());
+    for (i, alias) in def.aliases.into_iter().enumerate() {
+        let alias = non_empty(Some(alias)).ok_or_else(|| at(&format!("aliases[{i}]"), "is empty".into()))?;
+        aliases.push(alias);
+    }
+
     let icon_svg = match non_empty(def.icon) {
         None => None,
         Some(name) => Some(load_icon(&name, icons).map_err(|m| at("icon", m))?),
     };
 
+    let category = non_empty(def.category).unwrap_or_else(|| "Other".to_owned());
+    // One line per name, so that a search never matches across two of them.
+    let search_text = [name.as_str(), key, category.as_str()]
+        .into_iter()
+        .chain(aliases.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_lowercase();
     Ok(Component {
         key: key.to_owned(),
         name,
-        category: non_empty(def.category).unwrap_or_else(|| "Other".to_owned()),
+        category,
         description: def.description.unwrap_or_default(),
         base_url,
         docs_url: non_empty(def.docs_url),
+        aliases,
+        search_text,
         icon_svg,
         settings,
         auth_methods,
         test: def.test,
+        cannot_check,
     })
 }
 
@@ -414,6 +532,13 @@ fn check_oauth2(
         return Err(("scope_separator".to_owned(), "must be \" \" or \",\"".to_owned()));
     }
     check_scopes(flow.scopes, flow.scope_separator).map_err(|(i, m)| (format!("scopes[{i}]"), m))?;
+    // A scope `{key}` is the setting's scopes, typed by the person
+    // connecting (the generic OAuth2 component).
+    for (i, scope) in flow.scopes.iter().enumerate() {
+        if let Some(key) = whole_setting(scope).filter(|key| !settings.contains(key)) {
+            return Err((format!("scopes[{i}]"), format!("uses `{{{key}}}` but no setting has that key")));
+        }
+    }
     check_scopes(flow.optional_scopes, flow.scope_separator)
         .map_err(|(i, m)| (format!("optional_scopes[{i}]"), m))?;
     if let Some((i, both)) = flow.optional_scopes.iter().enumerate().find(|(_, s)| flow.scopes.contains(s)) {
@@ -496,6 +621,25 @@ fn check_oauth2(
 /// An OAuth endpoint receives the client secret, codes or tokens: https,
 /// or plain http only to this machine (a local stand-in).
 fn check_endpoint(url: &str, settings: &HashSet<&str>) -> Result<(), String> {
+    // Wholly a setting (the generic OAuth2 component): the sign-in checks
+    // the value it is given by the same rules (`template::url`).
+    if let Some(key) = whole_setting(url) {
+        return if settings.contains(key) {
+            Ok(())
+        } else {
+            Err(format!("uses `{{{key}}}` but no setting has that key"))
+        };
+    }
+    endpoint_rules(url)?;
+    match placeholders(url).find(|p| !settings.contains(p)) {
+        Some(unknown) => Err(format!("uses `{{{unknown}}}` but no setting has that key")),
+        None => Ok(()),
+    }
+}
+
+/// What an OAuth endpoint must look like, whether the catalog or the
+/// person connecting gives it.
+pub(super) fn endpoint_rules(url: &str) -> Result<(), String> {
     check_url(url)?;
     let (scheme, rest) = url.split_once("://").unwrap_or_default();
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -516,10 +660,7 @@ fn check_endpoint(url: &str, settings: &HashSet<&str>) -> Result<(), String> {
             ));
         }
     }
-    match placeholders(url).find(|p| !settings.contains(p)) {
-        Some(unknown) => Err(format!("uses `{{{unknown}}}` but no setting has that key")),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Scopes are sent joined by the separator, so none may be empty or hold

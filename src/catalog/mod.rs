@@ -1,9 +1,10 @@
 //! The component catalog: which services Plugboard knows, how each one is
 //! authorised, and how a credential is proven to work.
 //!
-//! Components are data, not code: `components.toml` ships inside the binary
-//! and an operator's file (`PLUGBOARD_CATALOG`) adds entries or overrides
-//! fields of built-in ones without recompiling.
+//! Components are data, not code: one file per component under
+//! `components/` ships inside the binary, and an operator's file or folder
+//! (`PLUGBOARD_CATALOG`) adds entries or overrides fields of built-in ones
+//! without recompiling.
 
 mod load;
 mod model;
@@ -16,7 +17,7 @@ pub use load::{CatalogError, IconSource};
 pub use model::{
     AuthKind, AuthMethod, ClientAuth, Component, Field, JsonExpectation, OAuth2Flow, Pattern, TestRequest,
 };
-pub use template::url as fill_url;
+pub use template::{scopes as fill_scopes, url as fill_url};
 
 /// Every known component, sorted by display name.
 #[derive(Debug)]
@@ -47,14 +48,10 @@ impl Catalog {
         &self.components
     }
 
-    /// Components whose name, key or category contains `query`, ignoring case.
+    /// Components whose name, key, category or an alias contains `query`,
+    /// ignoring case.
     pub fn search<'a>(&'a self, query: &'a str) -> impl Iterator<Item = &'a Component> + 'a {
         let needle = query.trim().to_lowercase();
-        self.components.iter().filter(move |c| {
-            needle.is_empty()
-                || c.name.to_lowercase().contains(&needle)
-                || c.key.contains(&needle)
-                || c.category.to_lowercase().contains(&needle)
-        })
+        self.components.iter().filter(move |c| needle.is_empty() || c.matches(&needle))
     }
 }

@@ -19,12 +19,20 @@ pub struct Component {
     /// settings (a Shopify shop, a Zendesk subdomain).
     pub base_url: String,
     pub docs_url: Option<String>,
+    /// Other names people search for ("gcal", "ms teams").
+    pub aliases: Vec<String>,
+    /// Name, key, category and aliases, lowercased, one per line: what a
+    /// search looks in, here and in the picker's script.
+    pub search_text: String,
     /// SVG markup, or `None` for a letter mark drawn from the name.
     pub icon_svg: Option<String>,
     /// Non-secret values every authorization method of this component needs.
     pub settings: Vec<Field>,
     pub auth_methods: Vec<AuthMethod>,
     pub test: Option<TestRequest>,
+    /// Why no request can prove a credential (the service has none that
+    /// changes nothing); checks then say "cannot be checked: <why>".
+    pub cannot_check: Option<String>,
 }
 
 impl Component {
@@ -40,6 +48,12 @@ impl Component {
             .chain(self.auth_methods.iter().flat_map(|m| &m.fields))
             .find(|f| f.key == key)
             .map_or(key, |f| f.label.as_str())
+    }
+
+    /// Whether a lowercase search term is part of its name, key, category
+    /// or an alias.
+    pub fn matches(&self, needle: &str) -> bool {
+        self.search_text.contains(needle)
     }
 
     /// The letter shown when the component has no icon.
@@ -425,6 +439,10 @@ pub(super) struct ComponentDef {
     pub base_url: Option<String>,
     #[serde(default)]
     pub docs_url: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub cannot_check: Option<String>,
     /// A file name: under static/icons for the built-in catalog, relative to
     /// the catalog file for an operator's.
     #[serde(default)]

@@ -45,17 +45,49 @@ pub fn fill<'v>(
     Ok(out)
 }
 
-/// One of `component`'s URL templates (`what` names it in messages),
-/// filled from the connection's settings.
+/// `key` when a template is exactly `{key}`: a URL or scope list given
+/// whole by the person connecting (the generic OAuth2 component).
+pub fn whole_setting(template: &str) -> Option<&str> {
+    template.strip_prefix('{')?.strip_suffix('}').filter(|key| !key.contains(['{', '}']))
+}
+
+/// One of `component`'s OAuth endpoint templates (`what` names it in
+/// messages), filled from the connection's settings. A template that is
+/// one whole setting takes the typed URL as it is, held to the rules the
+/// catalog's own endpoints follow: it receives the client secret.
 pub fn url(
     template: &str,
     settings: &BTreeMap<String, String>,
     component: &Component,
     what: &str,
 ) -> Result<Url, String> {
-    let filled = fill(template, |key| settings.get(key).map(String::as_str), Placing::InUrl)
-        .map_err(|key| format!("{} is not set", component.label_of(&key)))?;
+    let not_set = |key: &str| format!("{} is not set", component.label_of(key));
+    let filled = match whole_setting(template) {
+        Some(key) => {
+            let typed = settings.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+            let typed = typed.ok_or_else(|| not_set(key))?;
+            super::load::endpoint_rules(typed).map_err(|rule| format!("the {what} {rule}"))?;
+            typed.to_owned()
+        }
+        None => fill(template, |key| settings.get(key).map(String::as_str), Placing::InUrl)
+            .map_err(|key| not_set(&key))?,
+    };
     Url::parse(&filled).map_err(|_| format!("the {what} `{filled}` is not a valid URL"))
+}
+
+/// A method's scopes, where a scope `{key}` stands for those typed into
+/// that setting (separated by spaces or commas).
+pub fn scopes(scopes: &[String], settings: &BTreeMap<String, String>) -> Vec<String> {
+    scopes
+        .iter()
+        .flat_map(|scope| match whole_setting(scope) {
+            Some(key) => settings
+                .get(key)
+                .map(|typed| typed.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            None => vec![scope.clone()],
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -89,5 +121,16 @@ mod tests {
             "https://evil.test%2Fx%3Fy.example.com"
         );
         assert_eq!(fill("{odd}", values, Placing::Verbatim).unwrap(), "evil.test/x?y");
+    }
+
+    #[test]
+    fn a_template_that_is_one_setting_is_given_whole() {
+        assert_eq!(whole_setting("{token_url}"), Some("token_url"));
+        assert_eq!(whole_setting("https://{shop}.example.com"), None);
+        assert_eq!(whole_setting("{a}{b}"), None);
+        let typed = BTreeMap::from([("scopes".to_owned(), "read, write  offline".to_owned())]);
+        let scopes = |list: &[&str]| scopes(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &typed);
+        assert_eq!(scopes(&["{scopes}"]), ["read", "write", "offline"]);
+        assert_eq!(scopes(&["openid", "{missing}"]), ["openid"]);
     }
 }

@@ -24,11 +24,17 @@ use request::{Plan, Signing, Values};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Active(String),
-    Rejected { status: Option<u16>, code: Option<String> },
+    Rejected {
+        status: Option<u16>,
+        code: Option<String>,
+    },
     Unreachable(String),
     Unexpected(String),
     Missing(String),
     Blocked(String),
+    /// The service has no request that proves a credential without
+    /// changing something; the connection says so rather than pretend.
+    Uncheckable(String),
 }
 
 impl Outcome {
@@ -57,6 +63,7 @@ impl Outcome {
             Outcome::Unexpected(m) => format!("unexpected answer: {m}"),
             Outcome::Missing(m) => format!("missing: {m}"),
             Outcome::Blocked(m) => format!("blocked: {m}"),
+            Outcome::Uncheckable(m) => format!("cannot be checked: {m}"),
         }
     }
 

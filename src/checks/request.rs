@@ -176,11 +176,13 @@ pub fn plan<'a>(
         }
     };
 
-    let test = component.test.as_ref().ok_or_else(|| {
-        Outcome::Unexpected(
-            "the catalog gives this component no test request, so it cannot be checked".into(),
-        )
-    })?;
+    if let Some(why) = &component.cannot_check {
+        return Err(Outcome::Uncheckable(why.clone()));
+    }
+    let test = component
+        .test
+        .as_ref()
+        .ok_or_else(|| Outcome::Uncheckable("the catalog gives this component no test request".into()))?;
     let base = fill(&component.base_url, values, &label_of)?;
     // The test path may be the person's to give (the generic HTTP
     // component); left empty, no check can ever prove anything, and the

@@ -29,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::catalog::{AuthKind, AuthMethod, ClientAuth, Component, fill_url};
+use crate::catalog::{AuthKind, AuthMethod, ClientAuth, Component, fill_scopes, fill_url};
 use crate::connections::tokens::{Lifetime, Tokens};
 use crate::outbound::{Outbound, OutboundError, Request};
 
@@ -75,7 +75,7 @@ impl Provider {
         Ok(Provider {
             authorization_url: url(flow.authorization_url, "authorization URL")?,
             token_url: url(flow.token_url, "token URL")?,
-            scopes: flow.scopes.to_vec(),
+            scopes: fill_scopes(flow.scopes, settings),
             optional_scopes: flow.optional_scopes.to_vec(),
             scope_separator: flow.scope_separator.to_owned(),
             authorize_params: flow.authorize_params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -409,7 +409,7 @@ impl TokenEndpoint {
         settings: &BTreeMap<String, String>,
     ) -> Result<TokenEndpoint, String> {
         let token_url = fill_url(token_url, settings, component, "token URL")?;
-        Ok(TokenEndpoint { token_url, scopes: scopes.to_vec(), token_auth })
+        Ok(TokenEndpoint { token_url, scopes: fill_scopes(scopes, settings), token_auth })
     }
 }
 

@@ -47,7 +47,43 @@ pub(super) struct NewParams {
 #[template(path = "picker_partial.html")]
 struct Picker<'a> {
     query: &'a str,
-    components: Vec<&'a Component>,
+    count: usize,
+    groups: Vec<ChoiceGroup<'a>>,
+}
+
+/// The picker's components of one category, so that 150 of them read as a
+/// short list of groups (the same with or without JavaScript).
+struct ChoiceGroup<'a> {
+    category: &'a str,
+    components: Vec<Choice<'a>>,
+}
+
+struct Choice<'a> {
+    key: &'a str,
+    name: &'a str,
+    category: &'a str,
+    /// What app.js filters on, as the server's search does.
+    search_text: &'a str,
+}
+
+impl<'a> Picker<'a> {
+    /// Groups in alphabetical order with Generic last: the catch-alls are
+    /// for when nothing else fits.
+    fn new(query: &'a str, components: impl Iterator<Item = &'a Component>) -> Picker<'a> {
+        let mut groups: Vec<ChoiceGroup<'a>> = Vec::new();
+        let mut count = 0;
+        for c in components {
+            count += 1;
+            let choice =
+                Choice { key: &c.key, name: &c.name, category: &c.category, search_text: &c.search_text };
+            match groups.iter_mut().find(|g| g.category == c.category) {
+                Some(group) => group.components.push(choice),
+                None => groups.push(ChoiceGroup { category: &c.category, components: vec![choice] }),
+            }
+        }
+        groups.sort_by_key(|g| (g.category == "Generic", g.category.to_lowercase()));
+        Picker { query, count, groups }
+    }
 }
 
 /// One input of the generated form.
@@ -229,7 +265,7 @@ pub(super) async fn new(
     let params = params.into_inner();
     let Some(key) = params.component.filter(|k| !k.is_empty()) else {
         let query = params.q.unwrap_or_default();
-        let picker = Picker { query: query.trim(), components: state.catalog.search(&query).collect() };
+        let picker = Picker::new(query.trim(), state.catalog.search(&query));
         return ctx.respond(StatusCode::OK, "New connection", &picker);
     };
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
