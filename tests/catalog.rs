@@ -704,11 +704,10 @@ fn other_oauth2_mistakes_name_the_entry_and_key() {
 
 /// Built-in OAuth2 methods that request no scope, each for a reason written
 /// in a comment above it in its component's file.
-const BUILTIN_WITHOUT_SCOPES: [&str; 16] = [
+const BUILTIN_WITHOUT_SCOPES: [&str; 15] = [
     "attio",
     "bitbucket",
     "box",
-    "calendly",
     "clickup",
     "eventbrite",
     "front",
