@@ -311,6 +311,26 @@ async fn tokens_are_refreshed_ahead_of_expiry_with_and_without_rotation() {
     assert_eq!(actions.iter().filter(|a| *a == "token_refresh").count(), 3, "{actions:?}");
 }
 
+/// Test (a check) renews tokens that are due before it proves them, and
+/// leaves alone those that are not.
+#[actix_web::test]
+async fn a_check_renews_due_tokens_first_and_only_those() {
+    let w = world(default_config(), "").await;
+    sign_in(&w, "Checked after renewal", &[]).await;
+    let id = w.app.connection_ids().await[0];
+    let path = format!("/connections/{id}/check");
+    let check = || w.app.post(&path, &[("environment", "development")]);
+    check().await;
+    assert_eq!(w.provider.refreshes(), 0, "not due: the check uses the stored token");
+    make_due(&w.app, id);
+    check().await;
+    assert_eq!(w.provider.refreshes(), 1, "due: renewed before the check");
+    let (badge, reason) = status_of(&w.app.get("/").await, id);
+    assert_eq!(badge, "ACTIVE", "{reason}");
+    check().await;
+    assert_eq!(w.provider.refreshes(), 1, "renewed tokens are not due again");
+}
+
 #[actix_web::test]
 async fn a_revoked_refresh_token_needs_a_reconnect_which_keeps_the_connection() {
     let w = world(default_config(), "").await;

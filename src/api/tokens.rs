@@ -304,11 +304,10 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<ApiToken>> {
 /// The token a caller presented, if it opens the API now; notes its use.
 pub fn authenticate(conn: &mut DbConnection, presented: &str) -> QueryResult<Result<ApiToken, Refusal>> {
     let hash = digest(presented);
-    let row: Option<Row> = api_tokens::table
-        .filter(api_tokens::token_hash.eq(&hash))
-        .select(Row::as_select())
-        .first(conn)
-        .optional()?;
+    // Hashes are unique: no bound LIMIT, which SQLite would plan again on
+    // every call (see db::fixed_sql).
+    let row: Option<Row> =
+        api_tokens::table.filter(api_tokens::token_hash.eq(&hash)).select(Row::as_select()).load(conn)?.pop();
     // The lookup is by the hash of a 256-bit secret, so its timing tells
     // nothing; the comparison is constant-time all the same, so that no
     // future change of lookup could make it tell.

@@ -68,35 +68,50 @@ pub async fn check_now(
 ) -> Result<StatusReport, CheckError> {
     let who = actor.owned();
     let started = Instant::now();
-    // An OAuth2 access token about to expire is refreshed first, so the
-    // check proves the credentials rather than the clock.
-    let owner = format!("check-{}", hex::encode(random_fraction().to_bits().to_le_bytes()));
-    if let Err(e) =
-        crate::oauth::refresh::refresh_if_due(state.clone(), owner, environment, id, who.clone(), false).await
-    {
-        tracing::warn!(connection = %id, "refresh before the check failed: {e}");
-    }
-    let (connection, secrets) =
-        match state.blocking(move |conn, s| store::for_check(conn, &s.keyring, environment, id)).await {
-            Ok(found) => found,
-            // Stored credentials that cannot be opened prove nothing: say so
-            // on the connection, never use them, never fail the request.
-            Err(BlockingError::Work(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_)))) => {
-                let connection = state.blocking(move |conn, _| store::get(conn, environment, id)).await?;
-                let reason = format!("cannot decrypt the stored credentials: {e}; enter them again");
-                let checked = Checked::failed(
-                    environment,
-                    id,
-                    connection.version,
-                    connection.name,
-                    trigger,
-                    started,
-                    reason,
-                );
-                return record(state, checked, &who).await;
+    let read = || state.blocking(move |conn, s| store::for_check(conn, &s.keyring, environment, id));
+    let mut found = read().await;
+    // An OAuth2 access token due for renewal is renewed first, so the check
+    // proves the credentials rather than the clock. Judged on the tokens
+    // just read, so that a connection without any (most of them) takes no
+    // renewal lease, which costs two writes; the renewal judges again under
+    // its lease.
+    if let Ok((_, _, Some(tokens))) = &found {
+        if tokens.refresh_due(Utc::now().naive_utc()) {
+            let owner = format!("check-{}", hex::encode(random_fraction().to_bits().to_le_bytes()));
+            let renewal = crate::oauth::refresh::refresh_if_due(
+                state.clone(),
+                owner,
+                environment,
+                id,
+                who.clone(),
+                false,
+            );
+            if let Err(e) = renewal.await {
+                tracing::warn!(connection = %id, "refresh before the check failed: {e}");
             }
-            Err(e) => return Err(e.into()),
-        };
+            found = read().await;
+        }
+    }
+    let (connection, secrets) = match found {
+        Ok((connection, secrets, _)) => (connection, secrets),
+        // Stored credentials that cannot be opened prove nothing: say so
+        // on the connection, never use them, never fail the request.
+        Err(BlockingError::Work(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_)))) => {
+            let connection = state.blocking(move |conn, _| store::get(conn, environment, id)).await?;
+            let reason = format!("cannot decrypt the stored credentials: {e}; enter them again");
+            let checked = Checked::failed(
+                environment,
+                id,
+                connection.version,
+                connection.name,
+                trigger,
+                started,
+                reason,
+            );
+            return record(state, checked, &who).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let super::Proof { outcome, issued } = match state.catalog.get(&connection.component) {
         Some(component) => state.checker.check(component, &connection, &secrets).await,
         None => super::Proof {

@@ -10,10 +10,11 @@ use zeroize::Zeroizing;
 
 use super::input::Draft;
 use super::status::{Status, StatusReport};
+use super::tokens::TokenState;
 use super::{Connection, ConnectionId};
 use crate::crypto::{CryptoError, Keyring, Sealed};
 use crate::db::DbConnection;
-use crate::db::fixed_sql::{Fixed, IdsIn, OrderLimit};
+use crate::db::fixed_sql::{Fixed, IdsIn, OrderLimit, Text};
 use crate::db::schema::{connection_checks, connection_tags, connections, tags};
 use crate::environment::Environment;
 use crate::tags::{self as tag_store, Tag, TagId, TagName};
@@ -174,8 +175,8 @@ pub fn update(
         let (component, version) = connections::table
             .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
             .select((connections::component, connections::version))
-            .first::<(String, i32)>(conn)
-            .optional()?
+            .load::<(String, i32)>(conn)?
+            .pop()
             .ok_or(StoreError::NotFound)?;
         if version != expected_version {
             return Err(StoreError::Conflict);
@@ -438,13 +439,15 @@ pub fn for_check(
     keyring: &Keyring,
     environment: Environment,
     id: ConnectionId,
-) -> Result<(Connection, BTreeMap<String, SecretString>), StoreError> {
+) -> Result<(Connection, BTreeMap<String, SecretString>, Option<TokenState>), StoreError> {
     let connection = get(conn, environment, id)?;
     let mut secrets = open_secrets(conn, keyring, environment, id)?;
-    if let Some((tokens, _)) = super::tokens::get(conn, keyring, environment, id)? {
+    let tokens = super::tokens::get(conn, keyring, environment, id)?;
+    let state = tokens.map(|(tokens, state)| {
         secrets.insert("access_token".to_owned(), tokens.access_token);
-    }
-    Ok((connection, secrets))
+        state
+    });
+    Ok((connection, secrets, state))
 }
 
 /// Merges provider-issued values into a connection's parameters (a
@@ -522,16 +525,15 @@ pub fn record_check(
                 connection_checks::duration_ms.eq(duration_ms),
             ))
             .execute(conn)?;
-        let keep: Vec<i64> = connection_checks::table
-            .filter(connection_checks::connection_id.eq(id.0))
-            .order(connection_checks::id.desc())
-            .limit(CHECKS_KEPT)
-            .select(connection_checks::id)
-            .load(conn)?;
+        // One statement of fixed text: a list of the ids kept, or a bound
+        // LIMIT, would make SQLite prepare or plan it anew on every check.
+        const _: () = assert!(CHECKS_KEPT == 20, "the text below keeps 20");
+        let older = Text(
+            "connection_checks.id NOT IN (SELECT kept.id FROM connection_checks AS kept \
+             WHERE kept.connection_id = connection_checks.connection_id ORDER BY kept.id DESC LIMIT 20)",
+        );
         diesel::delete(
-            connection_checks::table
-                .filter(connection_checks::connection_id.eq(id.0))
-                .filter(connection_checks::id.ne_all(keep)),
+            connection_checks::table.filter(connection_checks::connection_id.eq(id.0)).filter(Fixed(older)),
         )
         .execute(conn)?;
         // Counting up while unreachable, back to zero otherwise, in one expression.

@@ -45,6 +45,13 @@ pub struct TokenState {
     pub token_version: i32,
 }
 
+impl TokenState {
+    /// Whether the tokens are due for their scheduled renewal.
+    pub fn refresh_due(&self, now: NaiveDateTime) -> bool {
+        self.refresh_due_at.is_some_and(|due| due <= now)
+    }
+}
+
 const STATE_COLUMNS: (
     connection_tokens::has_refresh_token,
     connection_tokens::expires_at,
@@ -203,8 +210,10 @@ pub fn get(
         .inner_join(connections::table)
         .filter(connections::id.eq(id.0).and(connections::environment.eq(environment.as_str())))
         .select((connections::component, connection_tokens::sealed, connection_tokens::key_id, STATE_COLUMNS))
-        .first(conn)
-        .optional()?;
+        // At most one row (one per connection): no bound LIMIT, which SQLite
+        // would plan again on every use (see db::fixed_sql).
+        .load(conn)?
+        .pop();
     let Some((component, bytes, key_id, state)) = row else {
         return Ok(None);
     };

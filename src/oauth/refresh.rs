@@ -123,7 +123,7 @@ enum Need {
 impl Need {
     fn met(self, tokens: &TokenState, now: NaiveDateTime) -> bool {
         match self {
-            Need::Due => tokens.refresh_due_at.is_some_and(|due| due <= now),
+            Need::Due => tokens.refresh_due(now),
             Need::Always => true,
             Need::ValidFor(span) => tokens.expires_at.is_some_and(|at| at < now + span),
         }
