@@ -75,7 +75,7 @@ pub async fn check_now(
     // just read, so that a connection without any (most of them) takes no
     // renewal lease, which costs two writes; the renewal judges again under
     // its lease.
-    if let Ok((_, _, Some(tokens))) = &found {
+    if let Ok(store::ForCheck { tokens: Some(tokens), .. }) = &found {
         if tokens.refresh_due(Utc::now().naive_utc()) {
             let owner = format!("check-{}", hex::encode(random_fraction().to_bits().to_le_bytes()));
             let renewal = crate::oauth::refresh::refresh_if_due(
@@ -93,7 +93,7 @@ pub async fn check_now(
         }
     }
     let (connection, secrets) = match found {
-        Ok((connection, secrets, _)) => (connection, secrets),
+        Ok(store::ForCheck { connection, secrets, .. }) => (connection, secrets),
         // Stored credentials that cannot be opened prove nothing: say so
         // on the connection, never use them, never fail the request.
         Err(BlockingError::Work(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_)))) => {

@@ -434,20 +434,26 @@ pub const CHECKS_KEPT: i64 = 20;
 
 /// What a check needs: the connection as it was when the check began, and
 /// its secrets, an OAuth2 access token among them (as `access_token`).
+pub struct ForCheck {
+    pub connection: Connection,
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Its tokens' state, if it has tokens: whether they are due for renewal.
+    pub tokens: Option<TokenState>,
+}
+
 pub fn for_check(
     conn: &mut DbConnection,
     keyring: &Keyring,
     environment: Environment,
     id: ConnectionId,
-) -> Result<(Connection, BTreeMap<String, SecretString>, Option<TokenState>), StoreError> {
+) -> Result<ForCheck, StoreError> {
     let connection = get(conn, environment, id)?;
     let mut secrets = open_secrets(conn, keyring, environment, id)?;
-    let tokens = super::tokens::get(conn, keyring, environment, id)?;
-    let state = tokens.map(|(tokens, state)| {
+    let tokens = super::tokens::get(conn, keyring, environment, id)?.map(|(tokens, state)| {
         secrets.insert("access_token".to_owned(), tokens.access_token);
         state
     });
-    Ok((connection, secrets, state))
+    Ok(ForCheck { connection, secrets, tokens })
 }
 
 /// Merges provider-issued values into a connection's parameters (a
