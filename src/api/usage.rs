@@ -5,12 +5,14 @@
 //! the connections nobody read lately.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::Connection as _;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
+use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ApiToken, ApiTokenId};
@@ -131,7 +133,12 @@ impl Writer {
                 let mut group = Vec::with_capacity(MAX_GROUP);
                 while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
                     let Some(state) = state.upgrade() else { break };
-                    write_group(&state, std::mem::take(&mut group)).await;
+                    // A panic fails its group's calls (their replies are
+                    // dropped), not every call after it.
+                    let written = write_group(&state, std::mem::take(&mut group));
+                    if AssertUnwindSafe(written).catch_unwind().await.is_err() {
+                        tracing::error!("recording a group of credentials reads panicked");
+                    }
                 }
             });
         })?;
