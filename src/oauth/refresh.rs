@@ -211,66 +211,51 @@ async fn refresh_claimed(
         transient,
     };
 
+    // The connection's own OAuth app, as its settings and secrets give it.
+    let own_app = || App {
+        client_id: settings.get("client_id").cloned().unwrap_or_default(),
+        client_secret: current.client_secret.clone().unwrap_or_else(|| SecretString::from(String::new())),
+    };
+
     // Client credentials renew with the client's own credentials; an
     // authorization-code sign-in needs its refresh token.
     let client_credentials = TokenEndpoint::of(component, method, settings);
     let renews_itself = client_credentials.is_some();
-    let (grant, margin) = if let Some(endpoint) = client_credentials {
-        let endpoint = match endpoint {
-            Ok(endpoint) => endpoint,
-            Err(why) => {
-                return record_failure(&state, environment, id, who, failure(why.clone(), false, why)).await;
-            }
-        };
-        let app = App {
-            client_id: settings.get("client_id").cloned().unwrap_or_default(),
-            client_secret: current.client_secret.clone().unwrap_or_else(|| SecretString::from(String::new())),
-        };
-        match super::client_credentials(state.checker.outbound(), &endpoint, &app).await {
-            Ok(grant) => (grant, None),
-            Err(error) => {
-                let transient = renewal_may_succeed_later(&error);
-                let reason = Outcome::from_token_error(&error, &[]).reason();
-                return record_failure(
-                    &state,
-                    environment,
-                    id,
-                    who,
-                    failure(error.to_string(), transient, reason),
-                )
-                .await;
-            }
+    let renewal = if let Some(endpoint) = client_credentials {
+        match endpoint {
+            Err(why) => Err(failure(why.clone(), false, why)),
+            Ok(endpoint) => super::client_credentials(state.checker.outbound(), &endpoint, &own_app())
+                .await
+                .map(|grant| (grant, None))
+                .map_err(|error| {
+                    let reason = Outcome::from_token_error(&error, &[]).reason();
+                    failure(error.to_string(), renewal_may_succeed_later(&error), reason)
+                }),
         }
     } else {
         let Some(refresh_token) = current.tokens.refresh_token.as_ref() else {
             return Ok(Refreshed::NotDue);
         };
-        let provider = match Provider::of(component, method, settings) {
-            Ok(provider) => provider,
+        match Provider::of(component, method, settings) {
             Err(why) => {
                 let reason = format!("{RECONNECT_NEEDED} ({why})");
-                return record_failure(&state, environment, id, who, failure(why, false, reason)).await;
+                Err(failure(why, false, reason))
             }
-        };
-        let app = state.oauth.app(&current.connection.component, environment).unwrap_or_else(|| App {
-            client_id: settings.get("client_id").cloned().unwrap_or_default(),
-            client_secret: current.client_secret.clone().unwrap_or_else(|| SecretString::from(String::new())),
-        });
-        match super::refresh(state.checker.outbound(), &provider, &app, refresh_token).await {
-            Ok(grant) => (grant, provider.refresh_margin),
-            Err(error) => {
-                let transient = renewal_may_succeed_later(&error);
-                let reason = format!("{RECONNECT_NEEDED} ({error})");
-                return record_failure(
-                    &state,
-                    environment,
-                    id,
-                    who,
-                    failure(error.to_string(), transient, reason),
-                )
-                .await;
+            Ok(provider) => {
+                let app = state.oauth.app(&current.connection.component, environment).unwrap_or_else(own_app);
+                super::refresh(state.checker.outbound(), &provider, &app, refresh_token)
+                    .await
+                    .map(|grant| (grant, provider.refresh_margin))
+                    .map_err(|error| {
+                        let reason = format!("{RECONNECT_NEEDED} ({error})");
+                        failure(error.to_string(), renewal_may_succeed_later(&error), reason)
+                    })
             }
         }
+    };
+    let (grant, margin) = match renewal {
+        Ok(renewed) => renewed,
+        Err(failed) => return record_failure(&state, environment, id, who, failed).await,
     };
     // A client-credentials token is always renewable; a sign-in's only
     // while the provider gave a refresh token.
