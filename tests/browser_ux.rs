@@ -266,6 +266,44 @@ async fn without_javascript_a_refused_save_keeps_input_and_says_to_enter_the_sec
         "text('#flash').startsWith('Created “Release bot” in Development')",
     )
     .await;
+
+    // Signed out in another tab while a form is open: the save lands on
+    // sign-in, which says why, and the form comes back without its secret.
+    b.goto(&app.url("/connections/new?component=github")).await;
+    b.wait_for("the GitHub form page", "$('#field-name')").await;
+    b.clear("#field-name").await;
+    b.type_into("#field-name", "Release bot 2").await;
+    b.type_into("#field-token", GITHUB_TOKEN).await;
+    b.type_into("#field-new_tags", "release").await;
+
+    // Signed out in another tab: the save lands on sign-in, which says why.
+    b.client.delete_all_cookies().await.expect("cookies deleted");
+    b.click("#connection-form button[type=submit]").await;
+    b.wait_for("the sign-in form", "$('#email') && isShown('#session-ended')").await;
+    b.expect("it says the input is kept", "text('#draft-kept').includes('comes back')").await;
+    b.expect("the page holds none of it", "!document.body.innerHTML.includes('Release bot 2')").await;
+    b.type_into("#email", common::ADMIN_EMAIL).await;
+    b.type_into("#password", common::PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for("the form again", "location.pathname === '/connections/draft' && $('#field-name')").await;
+    b.expect("the name is back", "$('#field-name').value === 'Release bot 2'").await;
+    b.expect("the tag is back", "$('#field-new_tags').value === 'release'").await;
+    b.expect("the secret is not", "$('#field-token').value === ''").await;
+    b.expect(
+        "beside it, a line says to enter it again",
+        "text('#retype-token').startsWith('Enter this again')",
+    )
+    .await;
+    b.expect("a notice says so", "text('#flash').startsWith('Signed in again')").await;
+    b.type_into("#field-token", GITHUB_TOKEN).await;
+    b.click("#connection-form button[type=submit]").await;
+    b.wait_for_within(
+        "saved",
+        "location.pathname === '/' && text('#workspace').includes('Release bot 2')",
+        SAVE_WAIT,
+    )
+    .await;
+    assert_eq!(app.count_rows("connections").await, 2);
     finish(b).await;
 }
 

@@ -19,6 +19,7 @@ use super::check::{self, CheckPanel};
 use super::{EnvironmentCheck, opened_in};
 use crate::audit::Actor;
 use crate::catalog::{AuthKind, AuthMethod, Component, Field};
+use crate::connections::drafts::{Draft, Target};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
 use crate::connections::tokens::{self, TokenState};
 use crate::connections::{ConnectionId, StoreError, operations, store};
@@ -32,6 +33,9 @@ use crate::web::{AppState, Ctx, State, db};
 /// The prefix of a catalog field's name in the form, so a field called
 /// `name` cannot collide with the connection's name.
 const FIELD_PREFIX: &str = "field:";
+
+/// No fields, for a form that restores nothing.
+static NONE: BTreeSet<String> = BTreeSet::new();
 
 #[derive(Debug, Deserialize)]
 pub(super) struct NewParams {
@@ -254,6 +258,9 @@ pub(super) struct Shown<'a> {
     pub(super) all_tags: &'a [Tag],
     /// Secret fields with a stored value that a blank input keeps.
     pub(super) stored: &'a BTreeSet<String>,
+    /// Secret fields typed before the session ended: restored without
+    /// their values, they say to enter them again.
+    pub(super) retype: &'a BTreeSet<String>,
     pub(super) oauth: Option<OAuthView>,
 }
 
@@ -269,20 +276,35 @@ pub(super) async fn new(
         return ctx.respond(StatusCode::OK, "New connection", &picker);
     };
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
-    let method = pick_method(component, params.method.as_deref());
-    let input = ConnectionInput {
-        name: component.name.clone(),
-        auth_method: method.key.clone(),
-        values: component
-            .settings
-            .iter()
-            .chain(&method.fields)
-            .filter(|f| !f.default.is_empty())
-            .map(|f| (f.key.clone(), f.default.clone()))
-            .collect(),
-        ..ConnectionInput::default()
+    new_form(&state, &ctx, component, params.method.as_deref(), None).await
+}
+
+/// The New Connection form of `component`, with its defaults or, after a
+/// sign-in, with the input kept from before it (`kept`).
+pub(super) async fn new_form(
+    state: &State,
+    ctx: &Ctx,
+    component: &Component,
+    method: Option<&str>,
+    kept: Option<&Draft>,
+) -> Result<HttpResponse, AppError> {
+    let method = pick_method(component, kept.map(|d| d.input.auth_method.as_str()).or(method));
+    let input = match kept {
+        Some(draft) => ConnectionInput { auth_method: method.key.clone(), ..draft.input.clone() },
+        None => ConnectionInput {
+            name: component.name.clone(),
+            auth_method: method.key.clone(),
+            values: component
+                .settings
+                .iter()
+                .chain(&method.fields)
+                .filter(|f| !f.default.is_empty())
+                .map(|f| (f.key.clone(), f.default.clone()))
+                .collect(),
+            ..ConnectionInput::default()
+        },
     };
-    let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
+    let all_tags = db(state, |conn, _| Ok(tags::all(conn)?)).await?;
     let shown = Shown {
         mode: Mode::New,
         environment: ctx.environment,
@@ -291,9 +313,10 @@ pub(super) async fn new(
         errors: &FieldErrors::default(),
         all_tags: &all_tags,
         stored: &BTreeSet::new(),
-        oauth: oauth_view(&state, component, method, ctx.environment, &input, None),
+        retype: kept.map_or(&NONE, |d| &d.retype),
+        oauth: oauth_view(state, component, method, ctx.environment, &input, None),
     };
-    render_form(&ctx, StatusCode::OK, &shown, None)
+    render_form(ctx, StatusCode::OK, &shown, None)
 }
 
 pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
@@ -316,6 +339,7 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
                 errors: &errors,
                 all_tags: &all_tags,
                 stored: &BTreeSet::new(),
+                retype: &BTreeSet::new(),
                 oauth: oauth_view(&state, component, method, environment, &input, None),
             };
             refused(ctx, status, &shown, switched.then_some(environment))
@@ -357,29 +381,44 @@ pub(super) async fn edit(
     id: web::Path<i64>,
     params: web::Query<EditParams>,
 ) -> Result<HttpResponse, AppError> {
-    let id = ConnectionId(id.into_inner());
+    edit_form(&state, &ctx, ConnectionId(id.into_inner()), params.method.as_deref(), None).await
+}
+
+/// The edit form, with the stored values or, after a sign-in, with the
+/// input kept from before it (`kept`).
+pub(super) async fn edit_form(
+    state: &State,
+    ctx: &Ctx,
+    id: ConnectionId,
+    method: Option<&str>,
+    kept: Option<&Draft>,
+) -> Result<HttpResponse, AppError> {
     let environment = ctx.environment;
-    let (connection, all_tags, checks, unreadable, token_state, consumers) =
-        db(&state, move |conn, state| {
-            let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
-                Ok(_) => None,
-                Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
-                Err(e) => return Err(e.into()),
-            };
-            let token_state = tokens::states(conn, &[id])?.remove(&id);
-            Ok((
-                store::get(conn, environment, id)?,
-                tags::all(conn)?,
-                store::recent_checks(conn, environment, id)?,
-                unreadable,
-                token_state,
-                crate::api::usage::consumers(conn, environment, id)?,
-            ))
-        })
-        .await?;
+    let (connection, all_tags, checks, unreadable, token_state, consumers) = db(state, move |conn, state| {
+        let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
+            Ok(_) => None,
+            Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        let token_state = tokens::states(conn, &[id])?.remove(&id);
+        Ok((
+            store::get(conn, environment, id)?,
+            tags::all(conn)?,
+            store::recent_checks(conn, environment, id)?,
+            unreadable,
+            token_state,
+            crate::api::usage::consumers(conn, environment, id)?,
+        ))
+    })
+    .await?;
     let component =
         state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
-    let method = pick_method(component, params.method.as_deref().or(Some(&connection.auth_method)));
+    // A whole form kept across a sign-in names its method; a tag does not.
+    let kept_form = kept.filter(|d| !matches!(d.target, Target::Tag { .. }));
+    let method = pick_method(
+        component,
+        kept_form.map(|d| d.input.auth_method.as_str()).or(method).or(Some(&connection.auth_method)),
+    );
     let check_panel = CheckPanel {
         csrf: &ctx.csrf,
         environment,
@@ -388,7 +427,7 @@ pub(super) async fn edit(
         checks: &checks,
         consumers: &consumers,
     };
-    let input = ConnectionInput {
+    let mut input = ConnectionInput {
         name: connection.name.clone(),
         auth_method: method.key.clone(),
         values: connection.parameters.clone(),
@@ -396,6 +435,11 @@ pub(super) async fn edit(
         new_tags: String::new(),
         scopes: Vec::new(),
     };
+    match (kept, kept_form) {
+        (_, Some(form)) => input = ConnectionInput { auth_method: method.key.clone(), ..form.input.clone() },
+        (Some(tag), None) => input.new_tags = tag.input.new_tags.clone(),
+        (None, None) => {}
+    }
     // Stored secrets that cannot be opened are as good as none: the form
     // asks for them again rather than pretending they are kept.
     let stored = if method.key == connection.auth_method && unreadable.is_none() {
@@ -415,9 +459,10 @@ pub(super) async fn edit(
         errors: &errors,
         all_tags: &all_tags,
         stored: &stored,
-        oauth: oauth_view(&state, component, method, environment, &input, token_state),
+        retype: kept.map_or(&NONE, |d| &d.retype),
+        oauth: oauth_view(state, component, method, environment, &input, token_state),
     };
-    render_form(&ctx, StatusCode::OK, &shown, Some(Partial(&check_panel)))
+    render_form(ctx, StatusCode::OK, &shown, Some(Partial(&check_panel)))
 }
 
 /// What the form says when the stored credentials cannot be opened.
@@ -464,6 +509,7 @@ pub(super) async fn update(
             errors,
             all_tags: &all_tags,
             stored: &stored,
+            retype: &BTreeSet::new(),
             oauth: oauth_view(&state, component, method, environment, &input, None),
         };
         refused(&ctx, status, &shown, None)
@@ -593,7 +639,9 @@ pub(super) fn render_form(
             value: if field.secret { "" } else { shown.input.value(&field.key) },
             error: shown.errors.get(&field.key),
             stored: field.secret && shown.stored.contains(&field.key),
-            retype: status.is_client_error() && field.secret && !shown.input.value(&field.key).is_empty(),
+            retype: field.secret
+                && ((status.is_client_error() && !shown.input.value(&field.key).is_empty())
+                    || shown.retype.contains(&field.key)),
         })
         .collect();
     let chosen: BTreeSet<String> = shown.input.tags.iter().map(|t| t.trim().to_lowercase()).collect();
