@@ -22,7 +22,7 @@ use crate::catalog::{AuthKind, AuthMethod, Component, Field};
 use crate::connections::drafts::{Draft, Target};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
 use crate::connections::tokens::{self, TokenState};
-use crate::connections::{ConnectionId, StoreError, operations, store};
+use crate::connections::{ConnectionId, StoreError, counts, operations, store};
 use crate::environment::Environment;
 use crate::tags::{self, Tag};
 use crate::web::context::{Partial, after_change, html_response};
@@ -58,7 +58,9 @@ struct Picker<'a> {
 /// The picker's components of one category, so that 150 of them read as a
 /// short list of groups (the same with or without JavaScript).
 struct ChoiceGroup<'a> {
-    category: &'a str,
+    heading: String,
+    /// The group of the components this environment uses most.
+    most_used: bool,
     components: Vec<Choice<'a>>,
 }
 
@@ -68,24 +70,73 @@ struct Choice<'a> {
     category: &'a str,
     /// What app.js filters on, as the server's search does.
     search_text: &'a str,
+    /// Connections of this component in the environment.
+    connections: i64,
 }
 
+impl Choice<'_> {
+    fn connections_label(&self) -> String {
+        match self.connections {
+            1 => "1 connection".to_owned(),
+            n => format!("{n} connections"),
+        }
+    }
+}
+
+/// How many of the most used components lead the picker: the few a team
+/// reaches for again, not a second copy of the catalog.
+const MOST_USED: usize = 8;
+
 impl<'a> Picker<'a> {
-    /// Groups in alphabetical order with Generic last: the catch-alls are
-    /// for when nothing else fits.
-    fn new(query: &'a str, components: impl Iterator<Item = &'a Component>) -> Picker<'a> {
+    /// The components the environment uses most come first (most
+    /// connections first), each only there; then the categories in
+    /// alphabetical order with Generic last: the catch-alls are for when
+    /// nothing else fits.
+    fn new(
+        query: &'a str,
+        components: impl Iterator<Item = &'a Component>,
+        environment: Environment,
+        used: &[(String, i64)],
+    ) -> Picker<'a> {
+        let mut most_used: Vec<(&str, i64)> =
+            used.iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.as_str(), *n)).collect();
+        most_used.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        most_used.truncate(MOST_USED);
+        let mut first = ChoiceGroup {
+            heading: format!("Most used in {environment}"),
+            most_used: true,
+            components: Vec::new(),
+        };
         let mut groups: Vec<ChoiceGroup<'a>> = Vec::new();
         let mut count = 0;
         for c in components {
             count += 1;
-            let choice =
-                Choice { key: &c.key, name: &c.name, category: &c.category, search_text: &c.search_text };
-            match groups.iter_mut().find(|g| g.category == c.category) {
+            let connections = most_used.iter().find(|(k, _)| *k == c.key).map_or(0, |(_, n)| *n);
+            let choice = Choice {
+                key: &c.key,
+                name: &c.name,
+                category: &c.category,
+                search_text: &c.search_text,
+                connections,
+            };
+            if connections > 0 {
+                first.components.push(choice);
+                continue;
+            }
+            match groups.iter_mut().find(|g| g.heading == c.category) {
                 Some(group) => group.components.push(choice),
-                None => groups.push(ChoiceGroup { category: &c.category, components: vec![choice] }),
+                None => groups.push(ChoiceGroup {
+                    heading: c.category.clone(),
+                    most_used: false,
+                    components: vec![choice],
+                }),
             }
         }
-        groups.sort_by_key(|g| (g.category == "Generic", g.category.to_lowercase()));
+        groups.sort_by_key(|g| (g.heading == "Generic", g.heading.to_lowercase()));
+        first.components.sort_by(|a, b| b.connections.cmp(&a.connections).then_with(|| a.key.cmp(b.key)));
+        if !first.components.is_empty() {
+            groups.insert(0, first);
+        }
         Picker { query, count, groups }
     }
 }
@@ -272,7 +323,9 @@ pub(super) async fn new(
     let params = params.into_inner();
     let Some(key) = params.component.filter(|k| !k.is_empty()) else {
         let query = params.q.unwrap_or_default();
-        let picker = Picker::new(query.trim(), state.catalog.search(&query));
+        let environment = ctx.environment;
+        let used = db(&state, move |conn, _| Ok(counts::of(conn, environment)?.components)).await?;
+        let picker = Picker::new(query.trim(), state.catalog.search(&query), environment, &used);
         return ctx.respond(StatusCode::OK, "New connection", &picker);
     };
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
