@@ -871,7 +871,9 @@ async fn post_stale(
 ) -> Page {
     let mut form = vec![("csrf_token", token)];
     form.extend_from_slice(fields);
-    TestApp::page(browser.post(app.url(path)).form(&form).send().await.expect("POST")).await
+    // From the page the form was on, as a browser says.
+    let request = browser.post(app.url(path)).header("Origin", app.base.as_str()).form(&form);
+    TestApp::page(request.send().await.expect("POST")).await
 }
 
 #[actix_web::test]
@@ -1006,6 +1008,23 @@ async fn input_kept_across_a_sign_in_that_is_stale_or_missing_is_refused_clearly
     assert_status(&none, StatusCode::GONE, "no draft");
     assert!(none.body.contains("Open the form again from the list"), "{}", none.body);
 
+    // Sent from another site: nothing kept, so nothing it chose can fill
+    // the form opened after the sign-in.
+    let token = form_open_when_the_session_ends(&app, &browser, "/connections/new?component=github").await;
+    let planted = [
+        ("csrf_token", token.as_str()),
+        ("component", "github"),
+        ("auth_method", "token"),
+        ("name", "Planted"),
+    ];
+    let request =
+        browser.post(app.url("/connections")).header("Origin", "https://elsewhere.example").form(&planted);
+    let page = TestApp::page(request.send().await.expect("POST")).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "a post from another site");
+    assert_eq!(page.count("#draft-kept"), 0, "{}", page.body);
+    assert_eq!(app.count_rows("sign_in_drafts").await, 0);
+    assert_redirect(&app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await, "/", "nothing to restore");
+
     // Kept, but the person came back after more than an hour.
     let token = form_open_when_the_session_ends(&app, &browser, "/connections/new?component=github").await;
     let fields = [("component", "github"), ("auth_method", "token"), ("name", "Late")];
@@ -1034,6 +1053,7 @@ async fn input_kept_across_a_sign_in_that_is_stale_or_missing_is_refused_clearly
         .post(app.url("/connections"))
         .header("HX-Request", "true")
         .header("X-CSRF-Token", token)
+        .header("Origin", app.base.as_str())
         .form(&[("component", "github"), ("auth_method", "token"), ("name", "With htmx")])
         .send()
         .await

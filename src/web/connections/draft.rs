@@ -14,6 +14,7 @@ use crate::connections::drafts::{self, Draft, Gone, Target};
 use crate::web::context::{UserSession, notice_trigger};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
+use crate::web::middleware::csrf::names_own_origin;
 use crate::web::{Ctx, State, db};
 
 /// Where the person lands after signing in with a kept draft.
@@ -52,6 +53,13 @@ fn draft_of(state: &State, path: &str, form: &FormData) -> Option<Draft> {
 /// kept: the sign-in page then promises nothing.
 pub async fn keep(req: &mut ServiceRequest) -> bool {
     if req.method() != actix_web::http::Method::POST || !req.path().starts_with("/connections") {
+        return false;
+    }
+    // Without a session there is no CSRF token to check, so only a form
+    // of our own pages may leave a draft: another site must not plant
+    // values (a base URL of its own) in the form a person opens after
+    // signing in, and then types a secret into.
+    if !names_own_origin(req.request()) {
         return false;
     }
     let Some(state) = req.app_data::<State>().cloned() else { return false };
