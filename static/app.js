@@ -389,15 +389,15 @@
     }
   }, true);
 
-  // ---- What was typed survives a method switch and a sign-in ----
+  // ---- What was typed survives a method switch ----
   // Values are read from the form in the browser; secrets are carried only
-  // in memory across a method switch, never stored, never sent.
-  function formValues(form, withSecrets) {
+  // in memory, never stored, never sent.
+  function formValues(form) {
     var values = [];
     var inputs = form.querySelectorAll("input[name], select[name], textarea[name]");
     for (var i = 0; i < inputs.length; i++) {
       var e = inputs[i];
-      if (e.type === "hidden" || (e.type === "password" && !withSecrets)) {
+      if (e.type === "hidden") {
         continue;
       }
       if (e.type === "checkbox") {
@@ -437,10 +437,10 @@
     if (!form) {
       return;
     }
-    formValues(form, true).forEach(function (v) {
+    formValues(form).forEach(function (v) {
       remembered[v.box ? "box:" + v.name + "=" + v.value : v.name] = v;
     });
-    carried = { values: Object.keys(remembered).map(function (k) { return remembered[k]; }), notice: null };
+    carried = Object.keys(remembered).map(function (k) { return remembered[k]; });
   }, true);
   document.addEventListener("close", function (event) {
     if (event.target === dialog()) {
@@ -453,57 +453,26 @@
     if (!carried || event.detail.target !== dialog() || !form) {
       return;
     }
-    var c = carried;
+    var values = carried;
     carried = null;
-    applyValues(form, c.values);
-    if (c.notice) {
-      showNotice(c.notice);
-    }
+    applyValues(form, values);
   });
 
-  var DRAFT_KEY = "plugboard-draft";
-  // The session ended while the dialog was open: keep its non-secret
-  // input for after the sign-in htmx is about to go to.
-  document.addEventListener("htmx:beforeOnLoad", function (event) {
-    var xhr = event.detail.xhr;
-    var form = document.getElementById("connection-form");
-    if (!xhr || xhr.status !== 401 || !form || !form.getAttribute("data-reopen")) {
-      return;
-    }
-    try {
-      sessionStorage.setItem(DRAFT_KEY, JSON.stringify({
-        open: form.getAttribute("data-reopen"),
-        values: formValues(form, false)
-      }));
-    } catch (e) { /* Storage refused: the sign-in page still says why. */ }
-  });
-
-  function takeDraft() {
-    try {
-      var draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
-      return draft && typeof draft.open === "string" && draft.open.indexOf("/connections/") === 0 ? draft : null;
-    } catch (e) {
-      return null;
-    }
+  // A session that ended while a form was open: the server kept its
+  // non-secret input. Signing in with this flag set brings the person back
+  // to the list, which opens that form in the dialog again.
+  var scriptFlag = document.querySelector("input[data-script-flag]");
+  if (scriptFlag) {
+    scriptFlag.value = "1";
   }
-
-  var kept = document.getElementById("draft-kept");
-  if (kept && takeDraft()) {
-    kept.hidden = false;
-  }
-  if (document.getElementById("workspace")) {
-    var draft = takeDraft();
-    if (draft) {
-      sessionStorage.removeItem(DRAFT_KEY);
-      // After htmx has set itself up (its own listener came first).
-      document.addEventListener("DOMContentLoaded", function () {
-        if (!window.htmx) {
-          return;
-        }
-        carried = { values: draft.values, notice: "Signed in again: what you typed is back. Enter any secret again." };
-        window.htmx.ajax("GET", draft.open, { target: "#dialog", swap: "innerHTML" });
-      });
-    }
+  if (document.getElementById("workspace") && window.location.hash === "#restore-draft") {
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    // After htmx has set itself up (its own listener came first).
+    document.addEventListener("DOMContentLoaded", function () {
+      if (window.htmx) {
+        window.htmx.ajax("GET", "/connections/draft", { target: "#dialog", swap: "innerHTML" });
+      }
+    });
   }
 
   // ---- Tags: type, then Enter or a comma, to add one ----

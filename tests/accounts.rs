@@ -846,6 +846,235 @@ async fn anonymous_requests_go_to_sign_in_and_change_nothing() {
     assert!(!app.get("/").await.body.contains("Renamed"));
 }
 
+/// Signs `browser` in, opens `form_path` (taking its CSRF token, as the
+/// open form holds it), then signs out "in another tab": the form's token
+/// is now stale and the session gone.
+async fn form_open_when_the_session_ends(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    form_path: &str,
+) -> String {
+    assert_redirect(&app.sign_in_with(browser, ADMIN_EMAIL, PASSWORD).await, "/", "sign in");
+    let form = app.get_as(browser, form_path).await;
+    assert_status(&form, StatusCode::OK, form_path);
+    let token = form.attr("input[name=csrf_token]", "value").expect("the form's token");
+    assert_redirect(&app.post_as(browser, "/sign-out", &[]).await, "/sign-in", "sign out in another tab");
+    token
+}
+
+async fn post_stale(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    token: &str,
+    fields: &[(&str, &str)],
+) -> Page {
+    let mut form = vec![("csrf_token", token)];
+    form.extend_from_slice(fields);
+    // From the page the form was on, as a browser says.
+    let request = browser.post(app.url(path)).header("Origin", app.base.as_str()).form(&form);
+    TestApp::page(request.send().await.expect("POST")).await
+}
+
+#[actix_web::test]
+async fn without_javascript_a_form_sent_after_the_session_ended_comes_back_after_sign_in_without_its_secrets()
+{
+    let app = common::spawn().await;
+    let (browser, _jar) = common::new_client_with_jar();
+    let token =
+        form_open_when_the_session_ends(&app, &browser, "/connections/new?component=activecampaign").await;
+    let secret = "SECRET-ac-0f9e8d7c6b5a";
+    let fields = [
+        ("component", "activecampaign"),
+        ("environment", "development"),
+        ("auth_method", "api_key"),
+        ("name", "ActiveCampaign EU"),
+        ("field:account", "acme-eu"),
+        ("field:api_key", secret),
+        ("field:not_in_the_catalog", "dropped"),
+        ("new_tags", "crm"),
+    ];
+    let page = post_stale(&app, &browser, "/connections", &token, &fields).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "the save after the session ended");
+    assert!(page.text_of("#session-ended").starts_with("Your session has ended"), "{}", page.body);
+    assert!(page.text_of("#draft-kept").contains("apart from secrets, comes back"), "{}", page.body);
+    for typed in [secret, "ActiveCampaign EU", "acme-eu", token.as_str()] {
+        assert!(!page.body.contains(typed), "the sign-in page holds no input and not the old token: {typed}");
+    }
+    assert_eq!(app.count_rows("connections").await, 0, "nothing saved");
+    // Kept sealed: not even the name is readable in the database.
+    let sealed: Vec<u8> = {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            sealed: Vec<u8>,
+        }
+        let rows: Vec<Row> =
+            diesel::sql_query("SELECT sealed FROM sign_in_drafts").load(&mut app.db()).expect("drafts");
+        assert_eq!(rows.len(), 1, "one draft kept");
+        rows.into_iter().next().unwrap().sealed
+    };
+    for typed in [secret, "ActiveCampaign EU", "acme-eu"] {
+        assert!(!String::from_utf8_lossy(&sealed).contains(typed), "{typed} is sealed");
+    }
+
+    assert_redirect(
+        &app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await,
+        "/connections/draft",
+        "signing in goes back to the form",
+    );
+    let form = app.get_as(&browser, "/connections/draft").await;
+    assert_status(&form, StatusCode::OK, "the form again");
+    assert_eq!(form.text_of("#dialog-title"), "New ActiveCampaign connection");
+    assert_eq!(form.attr("#field-name", "value").as_deref(), Some("ActiveCampaign EU"));
+    assert_eq!(form.attr("#field-account", "value").as_deref(), Some("acme-eu"));
+    assert_eq!(form.attr("#field-new_tags", "value").as_deref(), Some("crm"));
+    assert_eq!(form.attr("#field-api_key", "value").as_deref(), Some(""), "no secret comes back");
+    assert!(!form.body.contains(secret) && !form.body.contains("dropped"), "{}", form.body);
+    assert!(form.text_of("#retype-api_key").starts_with("Enter this again"), "{}", form.body);
+    assert!(
+        form.text_of("#flash").starts_with("Signed in again: what you had typed is back."),
+        "{}",
+        form.body
+    );
+
+    // Taken once: the page does not open twice, and says why.
+    let again = app.get_as(&browser, "/connections/draft").await;
+    assert_status(&again, StatusCode::GONE, "the second visit");
+    assert!(again.body.contains("it comes back once"), "{}", again.body);
+    assert_eq!(app.count_rows("sign_in_drafts").await, 0, "nothing left behind");
+}
+
+#[actix_web::test]
+async fn an_edit_or_a_tag_sent_after_the_session_ended_comes_back_as_the_edit_form() {
+    let app = common::spawn().await;
+    let (id, _) = connection_with_tag(&app).await;
+    let version = app.stored(id).expect("stored").version.to_string();
+    let (browser, _jar) = common::new_client_with_jar();
+
+    let token = form_open_when_the_session_ends(&app, &browser, &format!("/connections/{id}/edit")).await;
+    let fields = [
+        ("component", "github"),
+        ("environment", "development"),
+        ("auth_method", "token"),
+        ("version", version.as_str()),
+        ("name", "Renamed after sign-in"),
+        ("tag", "ops"),
+    ];
+    let page = post_stale(&app, &browser, &format!("/connections/{id}"), &token, &fields).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "the edit after the session ended");
+    assert_eq!(app.stored(id).expect("stored").name, "Guarded Repo", "nothing saved");
+    assert_redirect(
+        &app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await,
+        "/connections/draft",
+        "sign in",
+    );
+    let form = app.get_as(&browser, "/connections/draft").await;
+    assert_status(&form, StatusCode::OK, "the edit form again");
+    assert_eq!(form.attr("#field-name", "value").as_deref(), Some("Renamed after sign-in"));
+    assert_eq!(form.attr("input[name=version]", "value"), Some(version.clone()));
+    assert!(form.attr("#field-token", "placeholder").unwrap_or_default().contains("leave blank to keep"));
+    assert_eq!(form.attr("#chosen-tags input[value=ops]", "checked").as_deref(), Some(""), "{}", form.body);
+
+    // A row's tag comes back typed into the edit form.
+    let token = form_open_when_the_session_ends(&app, &browser, "/").await;
+    let page = post_stale(
+        &app,
+        &browser,
+        &format!("/connections/{id}/tags"),
+        &token,
+        &[("environment", "development"), ("tag", "urgent")],
+    )
+    .await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "the tag after the session ended");
+    assert_redirect(
+        &app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await,
+        "/connections/draft",
+        "sign in",
+    );
+    let form = app.get_as(&browser, "/connections/draft").await;
+    assert_eq!(form.attr("#field-new_tags", "value").as_deref(), Some("urgent"), "{}", form.body);
+    assert_eq!(form.attr("#field-name", "value").as_deref(), Some("Guarded Repo"), "the stored name");
+}
+
+#[actix_web::test]
+async fn input_kept_across_a_sign_in_that_is_stale_or_missing_is_refused_clearly() {
+    let app = common::spawn().await;
+    let (browser, _jar) = common::new_client_with_jar();
+    // Nothing kept: a clear 410, not an error.
+    assert_redirect(&app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await, "/", "sign in");
+    let none = app.get_as(&browser, "/connections/draft").await;
+    assert_status(&none, StatusCode::GONE, "no draft");
+    assert!(none.body.contains("Open the form again from the list"), "{}", none.body);
+
+    // Sent from another site: nothing kept, so nothing it chose can fill
+    // the form opened after the sign-in.
+    let token = form_open_when_the_session_ends(&app, &browser, "/connections/new?component=github").await;
+    let planted = [
+        ("csrf_token", token.as_str()),
+        ("component", "github"),
+        ("auth_method", "token"),
+        ("name", "Planted"),
+    ];
+    let request =
+        browser.post(app.url("/connections")).header("Origin", "https://elsewhere.example").form(&planted);
+    let page = TestApp::page(request.send().await.expect("POST")).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "a post from another site");
+    assert_eq!(page.count("#draft-kept"), 0, "{}", page.body);
+    assert_eq!(app.count_rows("sign_in_drafts").await, 0);
+    assert_redirect(&app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await, "/", "nothing to restore");
+
+    // Kept, but the person came back after more than an hour.
+    let token = form_open_when_the_session_ends(&app, &browser, "/connections/new?component=github").await;
+    let fields = [("component", "github"), ("auth_method", "token"), ("name", "Late")];
+    let page = post_stale(&app, &browser, "/connections", &token, &fields).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "the save after the session ended");
+    {
+        use diesel::prelude::*;
+        diesel::sql_query("UPDATE sign_in_drafts SET created_at = '2000-01-01 00:00:00'")
+            .execute(&mut app.db())
+            .expect("age the draft");
+    }
+    assert_redirect(
+        &app.sign_in_with(&browser, ADMIN_EMAIL, PASSWORD).await,
+        "/connections/draft",
+        "sign in",
+    );
+    let late = app.get_as(&browser, "/connections/draft").await;
+    assert_status(&late, StatusCode::GONE, "a stale draft");
+    assert!(late.body.contains("that hour has passed"), "{}", late.body);
+    assert!(!late.body.contains("Late"), "{}", late.body);
+
+    // With htmx the same draft is kept; app.js's flag sends the person to
+    // the list, which opens it in the dialog.
+    let token = form_open_when_the_session_ends(&app, &browser, "/connections/new?component=github").await;
+    let response = browser
+        .post(app.url("/connections"))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token)
+        .header("Origin", app.base.as_str())
+        .form(&[("component", "github"), ("auth_method", "token"), ("name", "With htmx")])
+        .send()
+        .await
+        .expect("POST");
+    let page = TestApp::page(response).await;
+    assert_status(&page, StatusCode::UNAUTHORIZED, "htmx");
+    assert_eq!(page.header("hx-redirect"), Some("/sign-in?ended=1"));
+    let sign_in = app.get_as(&browser, "/sign-in?ended=1").await;
+    assert!(sign_in.text_of("#draft-kept").contains("comes back"), "{}", sign_in.body);
+    let token = sign_in.attr("input[name=csrf_token]", "value").expect("token");
+    let form =
+        [("csrf_token", token.as_str()), ("email", ADMIN_EMAIL), ("password", PASSWORD), ("script", "1")];
+    let signed_in =
+        TestApp::page(browser.post(app.url("/sign-in")).form(&form).send().await.expect("sign in")).await;
+    assert_redirect(&signed_in, "/#restore-draft", "with JavaScript, the list");
+    let dialog = app.hx_get_as(&browser, "/connections/draft").await;
+    assert_status(&dialog, StatusCode::OK, "the dialog's form");
+    assert_eq!(dialog.attr("#field-name", "value").as_deref(), Some("With htmx"));
+    assert!(dialog.header("hx-trigger").unwrap_or_default().contains("Signed in again"));
+}
+
 // ---- roles ----
 
 #[actix_web::test]

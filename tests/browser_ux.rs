@@ -18,6 +18,7 @@ use browser_support::{Browser, browser_paths, js_str};
 use fantoccini::key::Key;
 
 const GITHUB_TOKEN: &str = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+const SLACK_TOKEN: &str = "xoxb-1111-2222-abcdef";
 
 /// A save checks the credentials, which cannot reach GitHub from here.
 const SAVE_WAIT: Duration = Duration::from_secs(15);
@@ -92,6 +93,13 @@ async fn no_sideways_scroll(b: &Browser, width: u32) {
     }
 }
 
+/// The list's search box shows its whole placeholder ("Search by name"
+/// was cut to "Search b…" at 390 px).
+const SEARCH_PLACEHOLDER_FITS: &str = "(() => { const i = $('#search'); const s = getComputedStyle(i); \
+     const c = document.createElement('canvas').getContext('2d'); c.font = s.font; \
+     const room = i.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight); \
+     return i.placeholder !== '' && c.measureText(i.placeholder).width <= room; })()";
+
 #[actix_web::test]
 async fn phone_and_desktop_widths_never_scroll_sideways_with_long_names() {
     let Some((driver, chromium)) = browser_paths() else { return };
@@ -102,6 +110,7 @@ async fn phone_and_desktop_widths_never_scroll_sideways_with_long_names() {
     b.sign_in(&app.base, common::ADMIN_EMAIL, common::PASSWORD).await;
     b.wait_for("the rows", "document.querySelectorAll('tr[data-connection]').length === 4").await;
     no_sideways_scroll(&b, 1280).await;
+    b.expect("the search's placeholder is read whole", SEARCH_PLACEHOLDER_FITS).await;
     b.expect(
         "the filters show beside the list",
         "$('.sidebar').checkVisibility() && !isShown('.filters-toggle')",
@@ -118,6 +127,7 @@ async fn phone_and_desktop_widths_never_scroll_sideways_with_long_names() {
     b.sign_in(&app.base, common::ADMIN_EMAIL, common::PASSWORD).await;
     b.wait_for("the rows", "document.querySelectorAll('tr[data-connection]').length === 4").await;
     no_sideways_scroll(&b, 390).await;
+    b.expect("the search's placeholder is read whole on a phone", SEARCH_PLACEHOLDER_FITS).await;
     if let Some(dir) = std::env::var_os("PLUGBOARD_UX_SHOTS") {
         b.screenshot(&std::path::Path::new(&dir).join("phone.png")).await;
     }
@@ -266,6 +276,44 @@ async fn without_javascript_a_refused_save_keeps_input_and_says_to_enter_the_sec
         "text('#flash').startsWith('Created “Release bot” in Development')",
     )
     .await;
+
+    // Signed out in another tab while a form is open: the save lands on
+    // sign-in, which says why, and the form comes back without its secret.
+    b.goto(&app.url("/connections/new?component=github")).await;
+    b.wait_for("the GitHub form page", "$('#field-name')").await;
+    b.clear("#field-name").await;
+    b.type_into("#field-name", "Release bot 2").await;
+    b.type_into("#field-token", GITHUB_TOKEN).await;
+    b.type_into("#field-new_tags", "release").await;
+
+    // Signed out in another tab: the save lands on sign-in, which says why.
+    b.client.delete_all_cookies().await.expect("cookies deleted");
+    b.click("#connection-form button[type=submit]").await;
+    b.wait_for("the sign-in form", "$('#email') && isShown('#session-ended')").await;
+    b.expect("it says the input is kept", "text('#draft-kept').includes('comes back')").await;
+    b.expect("the page holds none of it", "!document.body.innerHTML.includes('Release bot 2')").await;
+    b.type_into("#email", common::ADMIN_EMAIL).await;
+    b.type_into("#password", common::PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for("the form again", "location.pathname === '/connections/draft' && $('#field-name')").await;
+    b.expect("the name is back", "$('#field-name').value === 'Release bot 2'").await;
+    b.expect("the tag is back", "$('#field-new_tags').value === 'release'").await;
+    b.expect("the secret is not", "$('#field-token').value === ''").await;
+    b.expect(
+        "beside it, a line says to enter it again",
+        "text('#retype-token').startsWith('Enter this again')",
+    )
+    .await;
+    b.expect("a notice says so", "text('#flash').startsWith('Signed in again')").await;
+    b.type_into("#field-token", GITHUB_TOKEN).await;
+    b.click("#connection-form button[type=submit]").await;
+    b.wait_for_within(
+        "saved",
+        "location.pathname === '/' && text('#workspace').includes('Release bot 2')",
+        SAVE_WAIT,
+    )
+    .await;
+    assert_eq!(app.count_rows("connections").await, 2);
     finish(b).await;
 }
 
@@ -392,12 +440,23 @@ async fn the_picker_finds_components_by_alias_category_and_keyboard() {
     let app = common::spawn().await;
     let browser = Browser::start(&driver, &chromium, 1280, 800).await;
     let b = &browser;
+    app.create("github", "Release repo", &[("token", GITHUB_TOKEN)]).await;
     b.sign_in(&app.base, common::ADMIN_EMAIL, common::PASSWORD).await;
     b.goto(&app.url("/")).await;
     b.wait_for("the page and htmx have loaded", "window.htmx && $('#new-connection')").await;
 
     b.click("#new-connection").await;
     b.wait_for("the picker opens", "dialogOpen() && $('#dialog #component-search')").await;
+    // What the environment already uses leads, and ↓ reaches it first.
+    b.expect(
+        "the most used group comes first",
+        "text('#dialog .choice-group-name') === 'Most used in Development'",
+    )
+    .await;
+    b.expect("the search has the focus", "document.activeElement === $('#component-search')").await;
+    b.press(Key::Down).await;
+    b.expect("↓ lands on the most used", "document.activeElement.dataset.component === 'github'").await;
+    b.press(Key::Up).await;
     let all = b.js(&format!("return {VISIBLE}.length")).await.as_u64().unwrap();
     assert!(all >= 150, "{all} components listed");
     let groups = b.js("return Array.from(document.querySelectorAll('#dialog .choice-group-name')).map(h => h.textContent)").await;
@@ -486,4 +545,42 @@ async fn without_javascript_the_picker_is_a_grouped_list_the_server_searches() {
     assert_eq!(page.texts("#component-choices .choice-group-name"), ["Communication"]);
     let page = app.get("/connections/new?q=nothing+like+this").await;
     assert!(page.text_of("[data-picker-empty]").contains("No component matches"));
+    assert_eq!(page.count("#most-used"), 0, "nothing used yet, no such group");
+}
+
+#[actix_web::test]
+async fn the_picker_leads_with_the_components_this_environment_uses_most() {
+    let app = common::spawn().await;
+    for name in ["Repo one", "Repo two", "Repo three"] {
+        app.create("github", name, &[("token", GITHUB_TOKEN)]).await;
+    }
+    for name in ["Team Slack", "Alerts Slack"] {
+        app.create("slack", name, &[("token", SLACK_TOKEN)]).await;
+    }
+    app.switch_environment("production").await;
+    for name in ["Prod bot one", "Prod bot two", "Prod bot three", "Prod bot four"] {
+        app.create("slack", name, &[("token", SLACK_TOKEN)]).await;
+    }
+    app.switch_environment("development").await;
+
+    let page = app.get("/connections/new").await;
+    let groups = page.texts("#component-choices .choice-group-name");
+    assert_eq!(groups[0], "Most used in Development", "{groups:?}");
+    // Most connections first, counted in this environment only.
+    assert_eq!(page.texts("#most-used .choice-name"), ["GitHub", "Slack"]);
+    assert_eq!(
+        page.texts("#most-used .choice-category"),
+        ["3 connections · Developer tools", "2 connections · Communication"]
+    );
+    // Each component is listed once, so Enter on a single match still opens it.
+    assert_eq!(page.count("a[data-component=github]"), 1);
+    assert_eq!(page.count("a[data-component=slack]"), 1);
+    // The server's search (without JavaScript) keeps the group.
+    let page = app.get("/connections/new?q=slack").await;
+    assert_eq!(page.texts("#component-choices .choice-group-name"), ["Most used in Development"]);
+
+    app.switch_environment("production").await;
+    let page = app.get("/connections/new").await;
+    assert_eq!(page.texts("#most-used .choice-name"), ["Slack"]);
+    assert_eq!(page.text_of("#most-used .choice-group-name"), "Most used in Production");
 }

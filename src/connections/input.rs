@@ -14,7 +14,8 @@ pub const MAX_VALUE_CHARS: usize = 8192;
 pub const MAX_TAGS: usize = 20;
 
 /// The form as typed, kept verbatim so it can be shown again after an error.
-#[derive(Debug, Clone, Default)]
+/// (Serialized only into a sign-in draft, once its secrets are removed.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionInput {
     pub name: String,
     pub auth_method: String,

@@ -2,6 +2,7 @@
 //! with a status that says whether they work.
 
 pub mod counts;
+pub mod drafts;
 pub mod input;
 pub mod listing;
 pub mod operations;

@@ -197,6 +197,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Non-secret form input kept across a sign-in (see
+    /// `connections::drafts`).
+    sign_in_drafts (key_hash) {
+        key_hash -> Text,
+        sealed -> Binary,
+        key_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(tag_counts -> tags (tag_id));
 diesel::joinable!(connection_tags -> connections (connection_id));
 diesel::joinable!(connection_tags -> tags (tag_id));
@@ -217,5 +228,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     connection_counts,
     tag_counts,
     api_tokens,
-    connection_usage
+    connection_usage,
+    sign_in_drafts
 );

@@ -20,6 +20,7 @@ const USER_KEY: &str = "user";
 const EPOCH_KEY: &str = "epoch";
 const NOTICE_KEY: &str = "notice";
 const LIST_KEY: &str = "list";
+const DRAFT_KEY: &str = "draft";
 
 /// The typed session: its keys are defined here and nowhere else.
 pub struct UserSession(Session);
@@ -103,6 +104,21 @@ impl UserSession {
 
     pub fn list_url(&self) -> Option<String> {
         self.0.get::<String>(LIST_KEY).ok().flatten().filter(|u| u.starts_with('/') && !u.starts_with("//"))
+    }
+
+    /// The key of the input kept when this session's account was lost
+    /// (`connections::drafts`); it survives the sign-in that follows.
+    pub fn keep_draft(&self, key: &str) {
+        // Not kept: the sign-in page then does not promise the input back.
+        let _ = self.0.insert(DRAFT_KEY, key);
+    }
+
+    pub fn draft_key(&self) -> Option<String> {
+        self.0.get::<String>(DRAFT_KEY).ok().flatten()
+    }
+
+    pub fn take_draft_key(&self) -> Option<String> {
+        self.0.remove_as::<String>(DRAFT_KEY).and_then(Result::ok)
     }
 
     pub fn stored_csrf_token(&self) -> Option<String> {
@@ -325,6 +341,11 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 pub fn back_to_list() -> HttpResponse {
     see_other("/")
+}
+
+/// A notice for htmx to show (`plugboard-notice`), as a header.
+pub fn notice_trigger(notice: &str) -> HeaderValue {
+    ascii_json(&serde_json::json!({ "plugboard-notice": notice }))
 }
 
 /// JSON with every non-ASCII character escaped, as a header value must be

@@ -1,7 +1,7 @@
 //! One's own account: signing in and out, first-run setup, the password.
 
 mod password;
-mod sign_in;
+pub mod sign_in;
 
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, get, post};

@@ -7,7 +7,8 @@ use askama::Template;
 use super::try_again_message;
 use crate::accounts::operations::{self, Gate, Setup, SignIn, SignInError};
 use crate::accounts::{self, AccountError};
-use crate::web::context::{Layout, UserSession, see_other};
+use crate::web::connections::draft::{RESTORE_HASH, RESTORE_PATH};
+use crate::web::context::{Layout, UserSession, html_response, see_other};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
 use crate::web::middleware::csrf::client_address;
@@ -24,6 +25,8 @@ struct SignInPage<'a> {
     name: &'a str,
     /// Came here because the session ended while a page was open.
     ended: bool,
+    /// What was typed then (apart from secrets) waits for the sign-in.
+    draft_kept: bool,
 }
 
 impl<'a> SignInPage<'a> {
@@ -37,7 +40,28 @@ impl<'a> SignInPage<'a> {
             setup,
             name: "",
             ended: false,
+            draft_kept: ctx.session.draft_key().is_some(),
         }
+    }
+}
+
+/// The sign-in page for a form sent after its session ended (401).
+pub fn ended_page(req: &HttpRequest, draft_kept: bool) -> HttpResponse {
+    let layout = Layout::of(req, "Sign in");
+    let csrf = UserSession::of(req).csrf_token();
+    let page = SignInPage {
+        layout,
+        csrf: &csrf,
+        email: "",
+        error: None,
+        setup: false,
+        name: "",
+        ended: true,
+        draft_kept,
+    };
+    match page.render() {
+        Ok(html) => html_response(StatusCode::UNAUTHORIZED, html),
+        Err(e) => crate::web::error::respond(req, &AppError::internal(e)),
     }
 }
 
@@ -103,9 +127,23 @@ pub async fn sign_in(
     let SignIn::SignedIn(user) = signed_in else {
         return refuse("That email and password do not match an active account.", StatusCode::UNAUTHORIZED);
     };
-    UserSession::of(&req).sign_in(user.id.0, user.session_epoch)?;
+    let session = UserSession::of(&req);
+    session.sign_in(user.id.0, user.session_epoch)?;
     tracing::info!(user = %user.id, "signed in");
-    Ok(see_other(if user.must_change_password { "/account/password" } else { "/" }))
+    if user.must_change_password {
+        return Ok(see_other("/account/password"));
+    }
+    if session.draft_key().is_none() {
+        return Ok(see_other("/"));
+    }
+    // Input kept from before: a page without JavaScript opens its form as
+    // a page; with JavaScript (app.js fills `script`) the list opens it
+    // in the dialog, as before the session ended.
+    if form.text("script") == "1" {
+        let list = session.list_url().unwrap_or_else(|| "/".to_owned());
+        return Ok(see_other(&format!("{list}#{RESTORE_HASH}")));
+    }
+    Ok(see_other(RESTORE_PATH))
 }
 
 pub async fn sign_out(state: State, ctx: Ctx, req: HttpRequest) -> Result<HttpResponse, AppError> {

@@ -19,9 +19,10 @@ use super::check::{self, CheckPanel};
 use super::{EnvironmentCheck, opened_in};
 use crate::audit::Actor;
 use crate::catalog::{AuthKind, AuthMethod, Component, Field};
+use crate::connections::drafts::{Draft, Target};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
 use crate::connections::tokens::{self, TokenState};
-use crate::connections::{ConnectionId, StoreError, operations, store};
+use crate::connections::{ConnectionId, StoreError, counts, operations, store};
 use crate::environment::Environment;
 use crate::tags::{self, Tag};
 use crate::web::context::{Partial, after_change, html_response};
@@ -32,6 +33,9 @@ use crate::web::{AppState, Ctx, State, db};
 /// The prefix of a catalog field's name in the form, so a field called
 /// `name` cannot collide with the connection's name.
 const FIELD_PREFIX: &str = "field:";
+
+/// No fields, for a form that restores nothing.
+static NONE: BTreeSet<String> = BTreeSet::new();
 
 #[derive(Debug, Deserialize)]
 pub(super) struct NewParams {
@@ -54,7 +58,9 @@ struct Picker<'a> {
 /// The picker's components of one category, so that 150 of them read as a
 /// short list of groups (the same with or without JavaScript).
 struct ChoiceGroup<'a> {
-    category: &'a str,
+    heading: String,
+    /// The group of the components this environment uses most.
+    most_used: bool,
     components: Vec<Choice<'a>>,
 }
 
@@ -64,24 +70,73 @@ struct Choice<'a> {
     category: &'a str,
     /// What app.js filters on, as the server's search does.
     search_text: &'a str,
+    /// Connections of this component in the environment.
+    connections: i64,
 }
 
+impl Choice<'_> {
+    fn connections_label(&self) -> String {
+        match self.connections {
+            1 => "1 connection".to_owned(),
+            n => format!("{n} connections"),
+        }
+    }
+}
+
+/// How many of the most used components lead the picker: the few a team
+/// reaches for again, not a second copy of the catalog.
+const MOST_USED: usize = 8;
+
 impl<'a> Picker<'a> {
-    /// Groups in alphabetical order with Generic last: the catch-alls are
-    /// for when nothing else fits.
-    fn new(query: &'a str, components: impl Iterator<Item = &'a Component>) -> Picker<'a> {
+    /// The components the environment uses most come first (most
+    /// connections first), each only there; then the categories in
+    /// alphabetical order with Generic last: the catch-alls are for when
+    /// nothing else fits.
+    fn new(
+        query: &'a str,
+        components: impl Iterator<Item = &'a Component>,
+        environment: Environment,
+        used: &[(String, i64)],
+    ) -> Picker<'a> {
+        let mut most_used: Vec<(&str, i64)> =
+            used.iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.as_str(), *n)).collect();
+        most_used.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        most_used.truncate(MOST_USED);
+        let mut first = ChoiceGroup {
+            heading: format!("Most used in {environment}"),
+            most_used: true,
+            components: Vec::new(),
+        };
         let mut groups: Vec<ChoiceGroup<'a>> = Vec::new();
         let mut count = 0;
         for c in components {
             count += 1;
-            let choice =
-                Choice { key: &c.key, name: &c.name, category: &c.category, search_text: &c.search_text };
-            match groups.iter_mut().find(|g| g.category == c.category) {
+            let connections = most_used.iter().find(|(k, _)| *k == c.key).map_or(0, |(_, n)| *n);
+            let choice = Choice {
+                key: &c.key,
+                name: &c.name,
+                category: &c.category,
+                search_text: &c.search_text,
+                connections,
+            };
+            if connections > 0 {
+                first.components.push(choice);
+                continue;
+            }
+            match groups.iter_mut().find(|g| g.heading == c.category) {
                 Some(group) => group.components.push(choice),
-                None => groups.push(ChoiceGroup { category: &c.category, components: vec![choice] }),
+                None => groups.push(ChoiceGroup {
+                    heading: c.category.clone(),
+                    most_used: false,
+                    components: vec![choice],
+                }),
             }
         }
-        groups.sort_by_key(|g| (g.category == "Generic", g.category.to_lowercase()));
+        groups.sort_by_key(|g| (g.heading == "Generic", g.heading.to_lowercase()));
+        first.components.sort_by(|a, b| b.connections.cmp(&a.connections).then_with(|| a.key.cmp(b.key)));
+        if !first.components.is_empty() {
+            groups.insert(0, first);
+        }
         Picker { query, count, groups }
     }
 }
@@ -254,6 +309,9 @@ pub(super) struct Shown<'a> {
     pub(super) all_tags: &'a [Tag],
     /// Secret fields with a stored value that a blank input keeps.
     pub(super) stored: &'a BTreeSet<String>,
+    /// Secret fields typed before the session ended: restored without
+    /// their values, they say to enter them again.
+    pub(super) retype: &'a BTreeSet<String>,
     pub(super) oauth: Option<OAuthView>,
 }
 
@@ -265,24 +323,41 @@ pub(super) async fn new(
     let params = params.into_inner();
     let Some(key) = params.component.filter(|k| !k.is_empty()) else {
         let query = params.q.unwrap_or_default();
-        let picker = Picker::new(query.trim(), state.catalog.search(&query));
+        let environment = ctx.environment;
+        let used = db(&state, move |conn, _| Ok(counts::of(conn, environment)?.components)).await?;
+        let picker = Picker::new(query.trim(), state.catalog.search(&query), environment, &used);
         return ctx.respond(StatusCode::OK, "New connection", &picker);
     };
     let component = state.catalog.get(&key).ok_or_else(unknown_component)?;
-    let method = pick_method(component, params.method.as_deref());
-    let input = ConnectionInput {
-        name: component.name.clone(),
-        auth_method: method.key.clone(),
-        values: component
-            .settings
-            .iter()
-            .chain(&method.fields)
-            .filter(|f| !f.default.is_empty())
-            .map(|f| (f.key.clone(), f.default.clone()))
-            .collect(),
-        ..ConnectionInput::default()
+    new_form(&state, &ctx, component, params.method.as_deref(), None).await
+}
+
+/// The New Connection form of `component`, with its defaults or, after a
+/// sign-in, with the input kept from before it (`kept`).
+pub(super) async fn new_form(
+    state: &State,
+    ctx: &Ctx,
+    component: &Component,
+    method: Option<&str>,
+    kept: Option<&Draft>,
+) -> Result<HttpResponse, AppError> {
+    let method = pick_method(component, kept.map(|d| d.input.auth_method.as_str()).or(method));
+    let input = match kept {
+        Some(draft) => ConnectionInput { auth_method: method.key.clone(), ..draft.input.clone() },
+        None => ConnectionInput {
+            name: component.name.clone(),
+            auth_method: method.key.clone(),
+            values: component
+                .settings
+                .iter()
+                .chain(&method.fields)
+                .filter(|f| !f.default.is_empty())
+                .map(|f| (f.key.clone(), f.default.clone()))
+                .collect(),
+            ..ConnectionInput::default()
+        },
     };
-    let all_tags = db(&state, |conn, _| Ok(tags::all(conn)?)).await?;
+    let all_tags = db(state, |conn, _| Ok(tags::all(conn)?)).await?;
     let shown = Shown {
         mode: Mode::New,
         environment: ctx.environment,
@@ -291,9 +366,10 @@ pub(super) async fn new(
         errors: &FieldErrors::default(),
         all_tags: &all_tags,
         stored: &BTreeSet::new(),
-        oauth: oauth_view(&state, component, method, ctx.environment, &input, None),
+        retype: kept.map_or(&NONE, |d| &d.retype),
+        oauth: oauth_view(state, component, method, ctx.environment, &input, None),
     };
-    render_form(&ctx, StatusCode::OK, &shown, None)
+    render_form(ctx, StatusCode::OK, &shown, None)
 }
 
 pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<HttpResponse, AppError> {
@@ -316,6 +392,7 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
                 errors: &errors,
                 all_tags: &all_tags,
                 stored: &BTreeSet::new(),
+                retype: &BTreeSet::new(),
                 oauth: oauth_view(&state, component, method, environment, &input, None),
             };
             refused(ctx, status, &shown, switched.then_some(environment))
@@ -357,29 +434,44 @@ pub(super) async fn edit(
     id: web::Path<i64>,
     params: web::Query<EditParams>,
 ) -> Result<HttpResponse, AppError> {
-    let id = ConnectionId(id.into_inner());
+    edit_form(&state, &ctx, ConnectionId(id.into_inner()), params.method.as_deref(), None).await
+}
+
+/// The edit form, with the stored values or, after a sign-in, with the
+/// input kept from before it (`kept`).
+pub(super) async fn edit_form(
+    state: &State,
+    ctx: &Ctx,
+    id: ConnectionId,
+    method: Option<&str>,
+    kept: Option<&Draft>,
+) -> Result<HttpResponse, AppError> {
     let environment = ctx.environment;
-    let (connection, all_tags, checks, unreadable, token_state, consumers) =
-        db(&state, move |conn, state| {
-            let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
-                Ok(_) => None,
-                Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
-                Err(e) => return Err(e.into()),
-            };
-            let token_state = tokens::states(conn, &[id])?.remove(&id);
-            Ok((
-                store::get(conn, environment, id)?,
-                tags::all(conn)?,
-                store::recent_checks(conn, environment, id)?,
-                unreadable,
-                token_state,
-                crate::api::usage::consumers(conn, environment, id)?,
-            ))
-        })
-        .await?;
+    let (connection, all_tags, checks, unreadable, token_state, consumers) = db(state, move |conn, state| {
+        let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
+            Ok(_) => None,
+            Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        let token_state = tokens::states(conn, &[id])?.remove(&id);
+        Ok((
+            store::get(conn, environment, id)?,
+            tags::all(conn)?,
+            store::recent_checks(conn, environment, id)?,
+            unreadable,
+            token_state,
+            crate::api::usage::consumers(conn, environment, id)?,
+        ))
+    })
+    .await?;
     let component =
         state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
-    let method = pick_method(component, params.method.as_deref().or(Some(&connection.auth_method)));
+    // A whole form kept across a sign-in names its method; a tag does not.
+    let kept_form = kept.filter(|d| !matches!(d.target, Target::Tag { .. }));
+    let method = pick_method(
+        component,
+        kept_form.map(|d| d.input.auth_method.as_str()).or(method).or(Some(&connection.auth_method)),
+    );
     let check_panel = CheckPanel {
         csrf: &ctx.csrf,
         environment,
@@ -388,7 +480,7 @@ pub(super) async fn edit(
         checks: &checks,
         consumers: &consumers,
     };
-    let input = ConnectionInput {
+    let mut input = ConnectionInput {
         name: connection.name.clone(),
         auth_method: method.key.clone(),
         values: connection.parameters.clone(),
@@ -396,6 +488,11 @@ pub(super) async fn edit(
         new_tags: String::new(),
         scopes: Vec::new(),
     };
+    match (kept, kept_form) {
+        (_, Some(form)) => input = ConnectionInput { auth_method: method.key.clone(), ..form.input.clone() },
+        (Some(tag), None) => input.new_tags = tag.input.new_tags.clone(),
+        (None, None) => {}
+    }
     // Stored secrets that cannot be opened are as good as none: the form
     // asks for them again rather than pretending they are kept.
     let stored = if method.key == connection.auth_method && unreadable.is_none() {
@@ -415,9 +512,10 @@ pub(super) async fn edit(
         errors: &errors,
         all_tags: &all_tags,
         stored: &stored,
-        oauth: oauth_view(&state, component, method, environment, &input, token_state),
+        retype: kept.map_or(&NONE, |d| &d.retype),
+        oauth: oauth_view(state, component, method, environment, &input, token_state),
     };
-    render_form(&ctx, StatusCode::OK, &shown, Some(Partial(&check_panel)))
+    render_form(ctx, StatusCode::OK, &shown, Some(Partial(&check_panel)))
 }
 
 /// What the form says when the stored credentials cannot be opened.
@@ -464,6 +562,7 @@ pub(super) async fn update(
             errors,
             all_tags: &all_tags,
             stored: &stored,
+            retype: &BTreeSet::new(),
             oauth: oauth_view(&state, component, method, environment, &input, None),
         };
         refused(&ctx, status, &shown, None)
@@ -593,7 +692,9 @@ pub(super) fn render_form(
             value: if field.secret { "" } else { shown.input.value(&field.key) },
             error: shown.errors.get(&field.key),
             stored: field.secret && shown.stored.contains(&field.key),
-            retype: status.is_client_error() && field.secret && !shown.input.value(&field.key).is_empty(),
+            retype: field.secret
+                && ((status.is_client_error() && !shown.input.value(&field.key).is_empty())
+                    || shown.retype.contains(&field.key)),
         })
         .collect();
     let chosen: BTreeSet<String> = shown.input.tags.iter().map(|t| t.trim().to_lowercase()).collect();

@@ -2,6 +2,7 @@
 
 mod check;
 mod delete;
+pub mod draft;
 mod form;
 mod list;
 mod oauth;
@@ -33,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/new").route(get().to(form::new)))
             .service(resource("/oauth2/connect").route(post().to(oauth::connect)))
             .service(resource("").route(post().to(form::create)))
+            .service(resource("/draft").route(get().to(draft::restore)))
             .service(resource("/{id}/edit").route(get().to(form::edit)))
             .service(resource("/{id}").route(post().to(form::update)))
             .service(resource("/{id}/check").route(post().to(check::check)))

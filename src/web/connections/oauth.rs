@@ -76,6 +76,7 @@ pub(super) async fn connect(state: State, ctx: Ctx, form: FormData) -> Result<Ht
                 errors: &errors,
                 all_tags: &all_tags,
                 stored: &BTreeSet::new(),
+                retype: &BTreeSet::new(),
                 oauth: oauth_view(&state, component, method, environment, &input, None),
             };
             form::refused(ctx, status, &shown, None)

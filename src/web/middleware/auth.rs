@@ -112,6 +112,7 @@ async fn guard(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let user = req.extensions().get::<User>().cloned();
     let Some(user) = user else {
+        let mut req = req;
         let fresh_install = match req.app_data::<State>().cloned() {
             Some(state) => match state.into_inner().blocking(|conn, _| accounts::count(conn)).await {
                 Ok(people) => people == 0,
@@ -119,7 +120,8 @@ async fn guard(
             },
             None => return refuse(req, AppError::internal("the application state is missing")),
         };
-        let response = anonymous(req.request(), fresh_install);
+        let kept = !fresh_install && crate::web::connections::draft::keep(&mut req).await;
+        let response = anonymous(req.request(), fresh_install, kept);
         return Ok(req.into_response(response).map_into_right_body());
     };
     if user.must_change_password && !allowed_before_password_change(req.path()) {
@@ -157,15 +159,18 @@ fn refuse<B>(
     Ok(req.into_response(response).map_into_right_body())
 }
 
-/// Pages go to sign-in (or to setup on a fresh install); everything else
-/// gets 401, with a redirect htmx follows instead of swapping an error in.
-fn anonymous(req: &HttpRequest, fresh_install: bool) -> HttpResponse {
+/// Pages go to sign-in (or to setup on a fresh install). A form sent
+/// after its session ended gets the sign-in page saying so (401), and htmx
+/// a 401 with a redirect to it instead of an error swapped in; `kept`
+/// says the form's non-secret input waits for after the sign-in.
+fn anonymous(req: &HttpRequest, fresh_install: bool, kept: bool) -> HttpResponse {
     let target = if fresh_install { "/setup" } else { "/sign-in" };
-    // htmx goes to the sign-in page saying why (app.js keeps the form's
-    // non-secret input for after it).
     let hx_target = if fresh_install { "/setup" } else { "/sign-in?ended=1" };
     if *req.method() == Method::GET && !wants_fragment(req) {
         return see_other(target);
+    }
+    if !fresh_install && !wants_fragment(req) {
+        return crate::web::account::sign_in::ended_page(req, kept);
     }
     let error = AppError::new(
         StatusCode::UNAUTHORIZED,

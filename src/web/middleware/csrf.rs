@@ -120,6 +120,15 @@ fn same_origin(req: &HttpRequest) -> Result<(), String> {
     if own_origins(req).contains(&origin) { Ok(()) } else { Err(claimed.to_owned()) }
 }
 
+/// Whether the request names this site as its origin (`Origin`, or else
+/// `Referer`). Stricter than [`same_origin`]: naming none is not enough,
+/// for what only our own pages may do without a token.
+pub fn names_own_origin(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    let named = text(headers, header::ORIGIN).or_else(|| text(headers, header::REFERER)).is_some();
+    named && same_origin(req).is_ok()
+}
+
 /// The origins the browser may have addressed this request to: the scheme
 /// and `Host` it used (from a trusted proxy, its `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`, where the outermost proxy, the one the browser
