@@ -32,9 +32,11 @@ use crate::db::schema::sign_in_drafts;
 pub const LIFETIME: TimeDelta = TimeDelta::hours(1);
 
 /// Anyone can send a form without a session, so what is kept is bounded:
-/// this many drafts in the table, each at most `MAX_BYTES` of JSON. Past
-/// either, nothing is kept and the sign-in page says nothing about input.
-pub const MAX_DRAFTS: i64 = 10_000;
+/// this many drafts in the table, each at most `MAX_BYTES` of JSON (64 MiB
+/// at worst, for an hour). Past either, nothing is kept and the sign-in
+/// page says nothing about input. Sessions that end with a form open are
+/// rare; a flood only costs the input of those, as before drafts.
+pub const MAX_DRAFTS: i64 = 1_000;
 pub const MAX_BYTES: usize = 64 * 1024;
 
 const AAD: &[u8] = b"plugboard/sign-in-draft";
