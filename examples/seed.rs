@@ -36,7 +36,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (pool, _) = plugboard::db::connect(&settings.database_url(), 1, 10)?;
     let mut conn = pool.get()?;
     let tag_names = ["billing", "marketing", "ops", "eu", "us", "critical", "sandbox", "team-a"];
-    let components = catalog.components();
+    // An environment uses a few dozen services, not the whole catalog: the
+    // sidebar lists each one used, so seeding all 200 would measure a list
+    // nobody has. These fifty are among those automation users connect most.
+    let components: Vec<_> =
+        catalog.components().iter().filter(|c| SEEDED.contains(&c.key.as_str())).cloned().collect();
+    if components.len() != SEEDED.len() {
+        return Err("a component of SEEDED is not in the catalog".into());
+    }
+    let components = &components[..];
     // A thousand rows per transaction: one commit each, not one per row.
     for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
         conn.transaction(|conn| {
@@ -54,6 +62,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("seeded {count} connections into {} ({})", data_dir.display(), environment.as_str());
     Ok(())
 }
+
+const SEEDED: [&str; 50] = [
+    "gmail",
+    "google_sheets",
+    "google_drive",
+    "google_calendar",
+    "slack",
+    "github",
+    "gitlab",
+    "stripe",
+    "hubspot",
+    "salesforce",
+    "notion",
+    "airtable",
+    "asana",
+    "trello",
+    "jira",
+    "confluence",
+    "linear",
+    "zendesk",
+    "intercom",
+    "freshdesk",
+    "mailchimp",
+    "sendgrid",
+    "twilio",
+    "discord",
+    "microsoft_teams",
+    "outlook",
+    "onedrive",
+    "dropbox",
+    "box",
+    "aws_s3",
+    "aws_sqs",
+    "shopify",
+    "woocommerce",
+    "quickbooks",
+    "xero",
+    "paypal",
+    "square",
+    "openai",
+    "anthropic",
+    "pipedrive",
+    "monday",
+    "clickup",
+    "typeform",
+    "calendly",
+    "zoom",
+    "datadog",
+    "sentry",
+    "pagerduty",
+    "http",
+    "telegram_bot",
+];
 
 fn insert_one(
     conn: &mut plugboard::db::DbConnection,
