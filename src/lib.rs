@@ -150,7 +150,9 @@ impl Application {
             oauth::Config::load(&public_url, settings.oauth_apps.as_deref()).map_err(StartupError::OAuth)?;
         tracing::info!(redirect_uri = %oauth.redirect_uri, "OAuth2 providers send people back here");
         let (usage, usage_writer) = api::usage::Recorder::new();
+        let inline_reads = matches!(database.backend, db::Backend::Sqlite { .. });
         let state = aw::Data::new(AppState {
+            inline_reads,
             gate: state::DbGate::new(pool_size, busy_wait, database.connects),
             probe: std::sync::Arc::new(db::Probe::new(database.backend, busy_wait)),
             pool: database.pool,
@@ -178,6 +180,7 @@ impl Application {
         let trusted_proxies = settings.trusted_proxies.clone();
         let metrics_allow = web::metrics::MetricsAllow(settings.metrics_allow.clone());
         let app_state = state.clone();
+        let list_cache = aw::Data::new(web::list_cache());
         let mut server = HttpServer::new(move || {
             let session = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
                 .cookie_name("plugboard_session".into())
@@ -189,6 +192,7 @@ impl Application {
                 .build();
             App::new()
                 .app_data(app_state.clone())
+                .app_data(list_cache.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(metrics_allow.clone())
                 .app_data(aw::PayloadConfig::new(MAX_BODY_BYTES))

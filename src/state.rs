@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use crate::catalog::Catalog;
 use crate::checks::Checker;
 use crate::crypto::Keyring;
-use crate::db::{ConnectHealth, DbConnection, Pool, Probe, Unavailable, take_outage};
+use crate::db::{ConnectHealth, DbConnection, Pool, PooledConnection, Probe, Unavailable, take_outage};
 
 pub struct AppState {
     pub pool: Pool,
@@ -27,6 +27,8 @@ pub struct AppState {
     pub api_limiter: crate::api::RateLimiter,
     /// Where the API's credentials reads are recorded.
     pub usage: crate::api::usage::Recorder,
+    /// Reads may run on the calling thread (SQLite): see [`AppState::read`].
+    pub inline_reads: bool,
 }
 
 /// One permit per pooled connection, and how long database work waits for
@@ -98,21 +100,67 @@ impl AppState {
             // client still holds its connection until the work ends.
             let _permit = permit;
             let left = wait.saturating_sub(started.elapsed());
-            let mut conn = state.pool.get_timeout(left).map_err(|e| {
+            let conn = state.pool.get_timeout(left).map_err(|e| {
                 crate::metrics::db_timeout();
                 state.gate.refusal(e.to_string())
             })?;
             crate::metrics::db_wait(started.elapsed());
-            // Whatever an earlier user of this connection met is not this work's.
-            take_outage(&mut conn);
-            work(&mut conn, &state).map_err(|e| match take_outage(&mut conn) {
-                // Work that failed after one of its statements met an outage
-                // failed because of it, whatever error it returned.
-                Some((why, detail)) => BlockingError::Unavailable(why, detail),
-                None => BlockingError::Work(e),
-            })
+            run(conn, &state, work)
         })
         .await
         .map_err(|e| BlockingError::Join(e.to_string()))?
     }
+
+    /// Reading work, such as what a page shows: on SQLite it runs on the
+    /// calling thread when a permit and a connection are free at once, as
+    /// it then cannot wait (a WAL read takes no lock that a writer holds)
+    /// and takes tens of microseconds. Handing it to a blocking thread and
+    /// back cost more than the read itself: the thread switches were 40% of
+    /// the server's time under load. Otherwise, and on PostgreSQL (every
+    /// statement a network round trip), it is [`AppState::blocking`] work.
+    /// The work must not write: a write can wait for SQLite's lock.
+    ///
+    /// On SQLite the work's statements read one snapshot, in one read
+    /// transaction: a statement outside a transaction takes and drops the
+    /// WAL's read lock itself (a system call on the shared-memory file
+    /// each time), which was a third of the edit view's time.
+    pub async fn read<T, E, F>(self: &Arc<Self>, work: F) -> Result<T, BlockingError<E>>
+    where
+        F: FnOnce(&mut DbConnection, &AppState) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        let work = move |conn: &mut DbConnection, state: &AppState| match conn {
+            DbConnection::Sqlite(_) => diesel::Connection::transaction(conn, |conn| work(conn, state)),
+            DbConnection::Postgres(_) => work(conn, state),
+        };
+        if self.inline_reads
+            && let Ok(permit) = self.gate.permits.clone().try_acquire_owned()
+        {
+            if let Some(conn) = self.pool.try_get() {
+                crate::metrics::db_wait(Duration::ZERO);
+                let result = run(conn, self, work);
+                drop(permit);
+                return result;
+            }
+        }
+        self.blocking(work).await
+    }
+}
+
+/// Runs `work` on a pooled connection, telling an outage met by one of its
+/// statements from the work's own failure.
+fn run<T, E>(
+    mut conn: PooledConnection,
+    state: &AppState,
+    work: impl FnOnce(&mut DbConnection, &AppState) -> Result<T, E>,
+) -> Result<T, BlockingError<E>> {
+    // Whatever an earlier user of this connection met is not this work's.
+    take_outage(&mut conn);
+    work(&mut conn, state).map_err(|e| match take_outage(&mut conn) {
+        // Work that failed after one of its statements met an outage
+        // failed because of it, whatever error it returned.
+        Some((why, detail)) => BlockingError::Unavailable(why, detail),
+        None => BlockingError::Work(e),
+    })
 }

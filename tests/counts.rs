@@ -1,7 +1,8 @@
 //! The sidebar's counters (kept by triggers, `connections::counts`) agree
 //! with a full recount after every kind of change, in every environment:
 //! create, edit, delete, tag, untag, check, OAuth2 connect, reconnect and a
-//! refused refresh, tag rename, merge and delete. Runs on SQLite and, with
+//! refused refresh, tag rename, merge and delete; and the environments'
+//! list change numbers move with each of them. Runs on SQLite and, with
 //! PLUGBOARD_TEST_POSTGRES, on PostgreSQL.
 
 mod common;
@@ -13,7 +14,7 @@ use diesel::prelude::*;
 use plugboard::audit::Actor;
 use plugboard::connections::operations::{self, CheckResult, RefreshOutcome};
 use plugboard::connections::tokens::{Lifetime, Tokens};
-use plugboard::connections::{ConnectionId, Draft, Status, StatusReport, counts};
+use plugboard::connections::{ConnectionId, Draft, Status, StatusReport, changes, counts};
 use plugboard::crypto::Keyring;
 use plugboard::db::DbConnection;
 use plugboard::db::schema::{connection_tags, connections, tags};
@@ -80,6 +81,39 @@ fn assert_counted(conn: &mut DbConnection, after: &str) {
     }
 }
 
+/// Each environment's list change number (`connections::changes`), which
+/// must move with every change to what its page shows, and only then.
+struct Numbers(Vec<i64>);
+
+impl Numbers {
+    fn read(conn: &mut DbConnection) -> Vec<i64> {
+        Environment::ALL.iter().map(|e| changes::of(conn, *e).expect("change number")).collect()
+    }
+
+    fn new(conn: &mut DbConnection) -> Numbers {
+        Numbers(Numbers::read(conn))
+    }
+
+    #[track_caller]
+    fn assert_moved(&mut self, conn: &mut DbConnection, moved: &[Environment], after: &str) {
+        let now = Numbers::read(conn);
+        for (i, environment) in Environment::ALL.iter().enumerate() {
+            let name = environment.as_str();
+            if moved.contains(environment) {
+                assert!(
+                    now[i] > self.0[i],
+                    "after {after}, {name}'s number moves ({} → {})",
+                    self.0[i],
+                    now[i]
+                );
+            } else {
+                assert_eq!(now[i], self.0[i], "after {after}, {name}'s number stays");
+            }
+        }
+        self.0 = now;
+    }
+}
+
 fn draft(name: &str, tags: &[&str]) -> Draft {
     Draft {
         name: name.to_owned(),
@@ -140,24 +174,32 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
     let actor = Actor::System;
     let (dev, prod) = (Environment::Development, Environment::Production);
     assert_counted(conn, "nothing");
+    let mut numbers = Numbers::new(conn);
+    let both = [dev, prod];
 
     let a = operations::create(conn, &keyring, &actor, dev, "github", draft("A", &["ops", "eu"])).unwrap();
     let b = operations::create(conn, &keyring, &actor, dev, "slack", draft("B", &["ops"])).unwrap();
     let c = operations::create(conn, &keyring, &actor, prod, "github", draft("C", &["ops", "us"])).unwrap();
     assert_counted(conn, "create");
+    numbers.assert_moved(conn, &both, "create");
 
     record(conn, &keyring, dev, a, Status::Active, 1);
     record(conn, &keyring, dev, b, Status::Active, 1);
     record(conn, &keyring, prod, c, Status::Active, 1);
     assert_counted(conn, "checks finding them ACTIVE");
+    numbers.assert_moved(conn, &both, "checks");
     record(conn, &keyring, dev, b, Status::NotActive, 1);
     // A check of credentials that have changed since moves nothing.
     record(conn, &keyring, dev, a, Status::NotActive, 7);
     assert_counted(conn, "checks finding one NOT ACTIVE, and a stale check");
+    numbers.assert_moved(conn, &[dev], "a check in Development");
+    record(conn, &keyring, dev, a, Status::Active, 7);
+    numbers.assert_moved(conn, &[], "a stale check alone");
 
     // An edit makes the connection NOT ACTIVE until checked, and changes tags.
     operations::update(conn, &keyring, &actor, dev, a, 1, draft("A2", &["eu", "new"])).unwrap();
     assert_counted(conn, "edit");
+    numbers.assert_moved(conn, &[dev], "edit");
 
     let ops = tag_id(conn, "ops");
     operations::tag(conn, &actor, dev, a, &TagName::parse("ops").unwrap()).unwrap();
@@ -165,6 +207,7 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
     operations::untag(conn, &actor, dev, b, ops).unwrap();
     operations::untag(conn, &actor, dev, b, ops).unwrap();
     assert_counted(conn, "tag and untag, twice each");
+    numbers.assert_moved(conn, &[dev], "tag and untag");
 
     let (issued, lifetime) = tokens();
     let mut signed_in = draft("D", &["ops"]);
@@ -173,6 +216,7 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
         operations::connect(conn, &keyring, &actor, prod, "github", signed_in, &issued, &lifetime).unwrap();
     record(conn, &keyring, prod, d, Status::Active, 1);
     assert_counted(conn, "OAuth2 connect and a check");
+    numbers.assert_moved(conn, &[prod], "OAuth2 connect");
     let version: i32 = plugboard::db::schema::connection_tokens::table
         .find(d.0)
         .select(plugboard::db::schema::connection_tokens::token_version)
@@ -182,21 +226,28 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
         RefreshOutcome::Refused { reason: "refresh failed: invalid_grant", at: Utc::now().naive_utc() };
     assert!(operations::record_refresh(conn, &keyring, &actor, prod, d, version, &refused).unwrap());
     assert_counted(conn, "a refused refresh");
+    numbers.assert_moved(conn, &[prod], "a refused refresh");
     operations::reconnect(conn, &keyring, &actor, prod, d, &BTreeMap::new(), &issued, &lifetime).unwrap();
     assert_counted(conn, "reconnect");
+    numbers.assert_moved(conn, &[prod], "reconnect");
 
     let (eu, us, new) = (tag_id(conn, "eu"), tag_id(conn, "us"), tag_id(conn, "new"));
     tag_admin::rename(conn, &actor, eu, "Europe").unwrap();
     assert_counted(conn, "tag rename");
+    // Tags are shared: every environment with connections shows it.
+    numbers.assert_moved(conn, &both, "tag rename");
     tag_admin::merge(conn, &actor, us, ops).unwrap();
     tag_admin::merge(conn, &actor, new, eu).unwrap();
     assert_counted(conn, "tag merges (one connection had both tags)");
+    numbers.assert_moved(conn, &both, "tag merges");
     tag_admin::delete(conn, &actor, ops).unwrap();
     assert_counted(conn, "tag delete");
+    numbers.assert_moved(conn, &both, "tag delete");
 
     operations::delete(conn, &actor, dev, a).unwrap();
     operations::delete(conn, &actor, prod, d).unwrap();
     assert_counted(conn, "delete");
+    numbers.assert_moved(conn, &both, "delete");
     let dev_counts = counts::of(conn, dev).unwrap();
     assert_eq!((dev_counts.active, dev_counts.not_active), (0, 1), "only B is left in Development");
     assert_eq!(dev_counts.components, vec![("slack".to_owned(), 1)]);

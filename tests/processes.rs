@@ -214,3 +214,50 @@ fn a_short_session_key_is_refused_at_start() {
     assert!(error.contains("PLUGBOARD_SESSION_KEY"), "{error}");
     assert!(!error.contains("abcd"), "{error}");
 }
+
+/// The list a process keeps (`web::connections::list_cache`) is never
+/// shown once another process has changed what it shows, and each
+/// session sharing a kept page gets its own CSRF token in every form.
+#[actix_web::test]
+async fn a_kept_list_shows_the_other_processes_changes_at_once() {
+    let a = common::spawn().await;
+    let b = common::spawn_sibling(&a, |_| {}).await;
+    let id = a.create("stripe", "Kept once", &[("token", "sk_test_kept1111")]).await;
+    let first = b.get("/").await;
+    assert!(first.body.contains("Kept once"), "{}", first.body);
+    assert_eq!(b.get("/").await.body, first.body, "the same page again, from what B keeps");
+
+    // Another session of B's, with the same right to edit: the same kept
+    // page, with its own token wherever one goes.
+    let member = b.client_as("member@example.com", plugboard::accounts::Role::Member).await;
+    let theirs = b.get_as(&member, "/").await;
+    let tokens = |page: &common::Page| -> Vec<String> {
+        let selector = scraper::Selector::parse("input[name=csrf_token]").unwrap();
+        page.html().select(&selector).filter_map(|i| i.value().attr("value").map(str::to_owned)).collect()
+    };
+    let (mine, their_tokens) = (tokens(&first), tokens(&theirs));
+    assert!(mine.len() > 3 && their_tokens.len() == mine.len(), "{} and {}", mine.len(), their_tokens.len());
+    assert!(mine.iter().all(|t| *t == mine[0]) && their_tokens.iter().all(|t| *t == their_tokens[0]));
+    assert_ne!(mine[0], their_tokens[0], "each session's own token");
+    assert!(theirs.body.contains("Kept once"));
+
+    // Changes through A: B's next page shows each.
+    let tagged = a
+        .post(&format!("/connections/{id}/tags"), &[("tag", "kept-tag"), ("environment", "development")])
+        .await;
+    assert_eq!(tagged.status, StatusCode::SEE_OTHER, "{}", tagged.body);
+    assert!(b.get("/").await.body.contains("kept-tag"), "a tag added through A");
+    let second = a.create("stripe", "Made through A", &[("token", "sk_test_kept2222")]).await;
+    let page = b.get("/").await;
+    assert!(page.body.contains("Made through A") && page.body.contains("of 2"), "{}", page.body);
+    let gone = a.post(&format!("/connections/{second}/delete"), &[("environment", "development")]).await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.body);
+    let page = b.get("/").await;
+    assert!(!page.body.contains("Made through A") && page.body.contains("Kept once"), "{}", page.body);
+    // A change straight in the database, as a third process would make it.
+    let mut conn = a.db();
+    diesel::sql_query(format!("UPDATE connections SET name = 'Renamed elsewhere' WHERE id = {id}"))
+        .execute(&mut conn)
+        .unwrap();
+    assert!(b.get("/").await.body.contains("Renamed elsewhere"));
+}

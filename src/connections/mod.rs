@@ -1,6 +1,7 @@
 //! Connections: a component's credentials and settings in one environment,
 //! with a status that says whether they work.
 
+pub mod changes;
 pub mod counts;
 pub mod drafts;
 pub mod input;

@@ -252,8 +252,13 @@ pub fn open(url: &str, pool_size: u32, timeout_secs: u64) -> Result<Database, Db
     let mut first = manager.connect()?;
     migrate(&mut first)?;
     drop(first);
+    // A SQLite connection is a file handle in this process: it cannot be
+    // dropped by a server, so checking it with a `SELECT 1` at every
+    // checkout only costs a statement. PostgreSQL's can, and are checked.
+    let sqlite = matches!(backend, Backend::Sqlite { .. });
     let pool = r2d2::Pool::builder()
         .max_size(pool_size.max(1))
+        .test_on_check_out(!sqlite)
         .connection_timeout(Duration::from_secs(timeout_secs.max(1)))
         .build(manager)
         .map_err(|e| DbError::Pool(e.to_string()))?;

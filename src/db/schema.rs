@@ -214,6 +214,15 @@ diesel::joinable!(connection_tags -> tags (tag_id));
 diesel::joinable!(connection_checks -> connections (connection_id));
 diesel::joinable!(connection_tokens -> connections (connection_id));
 diesel::joinable!(connection_usage -> connections (connection_id));
+diesel::table! {
+    /// Each environment's list change number, moved by triggers with every
+    /// change to what the Connections page shows (migration list_changes).
+    list_changes (environment) {
+        environment -> Text,
+        change -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     connections,
     tags,
@@ -229,5 +238,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     tag_counts,
     api_tokens,
     connection_usage,
-    sign_in_drafts
+    sign_in_drafts,
+    list_changes
 );

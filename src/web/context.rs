@@ -242,12 +242,23 @@ impl<T: Template> std::fmt::Display for Partial<'_, T> {
 
 impl<T: Template> askama::filters::HtmlSafe for Partial<'_, T> {}
 
+/// A fragment rendered already (and escaped by its own template).
+pub struct Rendered<'a>(pub &'a str);
+
+impl std::fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl askama::filters::HtmlSafe for Rendered<'_> {}
+
 /// A fragment wrapped in the base layout, for requests without htmx.
 #[derive(Template)]
 #[template(path = "page.html")]
-struct Page<'a, T: Template> {
+struct Page<'a, C: std::fmt::Display + askama::filters::HtmlSafe> {
     layout: Layout<'a>,
-    content: Partial<'a, T>,
+    content: C,
 }
 
 impl Ctx {
@@ -279,6 +290,20 @@ impl Ctx {
             Page { layout: self.layout(title), content: Partial(fragment) }.render()
         };
         Ok(html_response(status, html.map_err(AppError::internal)?))
+    }
+
+    /// [`Ctx::respond`] for a fragment rendered already.
+    pub fn respond_html(
+        &self,
+        status: StatusCode,
+        title: &str,
+        fragment: String,
+    ) -> Result<HttpResponse, AppError> {
+        if self.fragment {
+            return Ok(html_response(status, fragment));
+        }
+        let page = Page { layout: self.layout(title), content: Rendered(&fragment) };
+        Ok(html_response(status, page.render().map_err(AppError::internal)?))
     }
 
     pub fn layout<'a>(&self, title: &'a str) -> Layout<'a> {

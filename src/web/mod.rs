@@ -46,6 +46,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The Connections page's kept workspaces, shared by the workers.
+pub fn list_cache() -> connections::list_cache::ListCache {
+    connections::list_cache::ListCache::new()
+}
+
 /// A route's resource: asked with a method it does not answer, it says so
 /// (405) rather than that nothing is there.
 pub fn resource(path: &str) -> Resource {
@@ -61,4 +66,14 @@ where
     T: Send + 'static,
 {
     state.clone().into_inner().blocking(work).await.map_err(AppError::from)
+}
+
+/// [`db`] for work that only reads, such as what a page shows: on SQLite
+/// it runs on this thread when a connection is free ([`AppState::read`]).
+pub async fn db_read<T, F>(state: &State, work: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConnection, &AppState) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    state.clone().into_inner().read(work).await.map_err(AppError::from)
 }

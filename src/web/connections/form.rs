@@ -28,7 +28,7 @@ use crate::tags::{self, Tag};
 use crate::web::context::{Partial, after_change, html_response};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::{AppState, Ctx, State, db};
+use crate::web::{AppState, Ctx, State, db, db_read};
 
 /// The prefix of a catalog field's name in the form, so a field called
 /// `name` cannot collide with the connection's name.
@@ -447,23 +447,24 @@ pub(super) async fn edit_form(
     kept: Option<&Draft>,
 ) -> Result<HttpResponse, AppError> {
     let environment = ctx.environment;
-    let (connection, all_tags, checks, unreadable, token_state, consumers) = db(state, move |conn, state| {
-        let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
-            Ok(_) => None,
-            Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
-            Err(e) => return Err(e.into()),
-        };
-        let token_state = tokens::states(conn, &[id])?.remove(&id);
-        Ok((
-            store::get(conn, environment, id)?,
-            tags::all(conn)?,
-            store::recent_checks(conn, environment, id)?,
-            unreadable,
-            token_state,
-            crate::api::usage::consumers(conn, environment, id)?,
-        ))
-    })
-    .await?;
+    let (connection, all_tags, checks, unreadable, token_state, consumers) =
+        db_read(state, move |conn, state| {
+            let unreadable = match store::open_secrets(conn, &state.keyring, environment, id) {
+                Ok(_) => None,
+                Err(e @ (StoreError::Crypto(_) | StoreError::Corrupt(_))) => Some(e.to_string()),
+                Err(e) => return Err(e.into()),
+            };
+            let token_state = tokens::states(conn, &[id])?.remove(&id);
+            Ok((
+                store::get(conn, environment, id)?,
+                tags::all(conn)?,
+                store::recent_checks(conn, environment, id)?,
+                unreadable,
+                token_state,
+                crate::api::usage::consumers(conn, environment, id)?,
+            ))
+        })
+        .await?;
     let component =
         state.catalog.get(&connection.component).ok_or_else(|| removed_component(&connection.component))?;
     // A whole form kept across a sign-in names its method; a tag does not.

@@ -6,13 +6,18 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use super::list_cache::{Kept, Key, ListCache};
 use crate::catalog::Component;
 use crate::connections::tokens::TokenState;
-use crate::connections::{ConnectionId, ListPage, ListQuery, Listed, Sort, SortColumn, Status, listing};
+use crate::connections::{
+    ConnectionId, ListPage, ListQuery, Listed, Sort, SortColumn, Status, changes, listing,
+};
 use crate::environment::Environment;
 use crate::tags::TagCount;
 use crate::web::error::AppError;
-use crate::web::{Ctx, State, db, time};
+use crate::web::{Ctx, State, db_read, time};
 
 pub const PER_PAGE: i64 = 50;
 
@@ -470,18 +475,51 @@ impl Workspace<'_> {
     }
 }
 
+/// What the list reads: the kept workspace if it is current, else the
+/// overview to render, with the change number it was read at.
+enum Read {
+    Kept(Arc<Kept>),
+    Loaded(i64, Box<listing::Overview>),
+}
+
 pub(super) async fn index(
     state: State,
+    cache: web::Data<ListCache>,
     ctx: Ctx,
     filter: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
     let filter = filter.into_inner();
     filter.check_lengths()?;
     let filter = filter.clean();
-    ctx.session.remember_list(&filter.url());
+    let url = filter.url();
+    ctx.session.remember_list(&url);
     let query = filter.query();
     let environment = ctx.environment;
-    let loaded = db(&state, move |conn, _| Ok(listing::overview(conn, environment, &query)?)).await?;
+    let can_edit = ctx.can_edit();
+    // Who used what lately changes with the clock and every API read, not
+    // with the change number: that filter is read each time.
+    let keep = filter.usage.is_none();
+    let mut key = Key { environment, change: 0, url, can_edit };
+    let lookup = keep.then(|| (cache.clone(), key.clone()));
+    let read = db_read(&state, move |conn, _| {
+        // The number and the page come from one snapshot (`AppState::read`
+        // on SQLite; on PostgreSQL a later number only renders again).
+        let change = changes::of(conn, environment)?;
+        if let Some((cache, mut key)) = lookup {
+            key.change = change;
+            if let Some(kept) = cache.get(&key) {
+                return Ok(Read::Kept(kept));
+            }
+        }
+        Ok(Read::Loaded(change, Box::new(listing::overview(conn, environment, &query)?)))
+    })
+    .await?;
+    let (change, loaded) = match read {
+        Read::Kept(kept) => {
+            return ctx.respond_html(StatusCode::OK, "Connections", kept.with_token(&ctx.csrf));
+        }
+        Read::Loaded(change, loaded) => (change, loaded),
+    };
     if loaded.page.past_end.is_some() {
         // A bookmark past the end (the list has shrunk): the last page,
         // under its own address, so the URL and the heading agree.
@@ -489,7 +527,24 @@ pub(super) async fn index(
             .insert_header((actix_web::http::header::LOCATION, filter.page_url(loaded.page.pages)))
             .finish());
     }
+    let csrf = if keep { cache.stand_in() } else { ctx.csrf.as_str() };
+    let html = workspace(&state, &ctx, &filter, &loaded, csrf).render().map_err(AppError::internal)?;
+    let html = if keep {
+        key.change = change;
+        cache.keep(key, &html).with_token(&ctx.csrf)
+    } else {
+        html
+    };
+    ctx.respond_html(StatusCode::OK, "Connections", html)
+}
 
+fn workspace<'a>(
+    state: &'a State,
+    ctx: &Ctx,
+    filter: &'a Filter,
+    loaded: &'a listing::Overview,
+    csrf: &'a str,
+) -> Workspace<'a> {
     let catalog = &state.catalog;
     let counts = &loaded.counts;
     let mut components: Vec<ComponentCount> = counts
@@ -519,10 +574,10 @@ pub(super) async fn index(
             }
         })
         .collect();
-    let workspace = Workspace {
-        environment,
-        csrf: &ctx.csrf,
-        filter: &filter,
+    Workspace {
+        environment: ctx.environment,
+        csrf,
+        filter,
         page: &loaded.page,
         rows,
         total_in_environment: counts.total(),
@@ -534,14 +589,13 @@ pub(super) async fn index(
         tags: &counts.tags,
         sorts: Sort::ALL,
         headers: [
-            Header::new(&filter, SortColumn::Component, "Component"),
-            Header::new(&filter, SortColumn::Name, "Name"),
-            Header::new(&filter, SortColumn::Status, "Status"),
-            Header::new(&filter, SortColumn::Created, "Created"),
+            Header::new(filter, SortColumn::Component, "Component"),
+            Header::new(filter, SortColumn::Name, "Name"),
+            Header::new(filter, SortColumn::Status, "Status"),
+            Header::new(filter, SortColumn::Created, "Created"),
         ],
         active: counts.active,
         not_active: counts.not_active,
         can_edit: ctx.can_edit(),
-    };
-    ctx.respond(StatusCode::OK, "Connections", &workspace)
+    }
 }

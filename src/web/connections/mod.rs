@@ -5,6 +5,7 @@ mod delete;
 pub mod draft;
 mod form;
 mod list;
+pub mod list_cache;
 mod oauth;
 mod tagging;
 

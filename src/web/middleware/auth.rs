@@ -51,7 +51,7 @@ pub async fn load_user(
     let Some(state) = req.app_data::<State>().cloned() else {
         return refuse(req, AppError::internal("the application state is missing"));
     };
-    let found = state.into_inner().blocking(move |conn, _| accounts::get(conn, accounts::UserId(id))).await;
+    let found = state.into_inner().read(move |conn, _| accounts::get(conn, accounts::UserId(id))).await;
     match found {
         Ok(user) if !user.disabled && user.session_epoch == epoch => {
             req.extensions_mut().insert(user);

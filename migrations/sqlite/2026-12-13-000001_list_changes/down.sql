@@ -1,0 +1,12 @@
+DROP TRIGGER list_change_token_delete;
+DROP TRIGGER list_change_token_update;
+DROP TRIGGER list_change_token_insert;
+DROP TRIGGER list_change_tag_delete;
+DROP TRIGGER list_change_tag_update;
+DROP TRIGGER list_change_tag_link_update;
+DROP TRIGGER list_change_tag_link_delete;
+DROP TRIGGER list_change_tag_link_insert;
+DROP TRIGGER list_change_connection_update;
+DROP TRIGGER list_change_connection_delete;
+DROP TRIGGER list_change_connection_insert;
+DROP TABLE list_changes;
