@@ -139,7 +139,10 @@ impl AppState {
         {
             if let Some(conn) = self.pool.try_get() {
                 crate::metrics::db_wait(Duration::ZERO);
-                let result = run(conn, self, work);
+                // A panic fails this request alone, as on a blocking thread,
+                // rather than the worker and every request it serves.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(conn, self, work)))
+                    .unwrap_or_else(|_| Err(BlockingError::Join("the read panicked".into())));
                 drop(permit);
                 return result;
             }

@@ -1,12 +1,12 @@
 //! The connections list with its sidebar: GET / answers the whole page, or
 //! the workspace fragment when htmx applies a filter.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-
-use std::sync::Arc;
 
 use super::list_cache::{Kept, Key, ListCache};
 use crate::catalog::Component;
