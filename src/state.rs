@@ -118,21 +118,18 @@ impl AppState {
     /// back cost more than the read itself: the thread switches were 40% of
     /// the server's time under load. Otherwise, and on PostgreSQL (every
     /// statement a network round trip), it is [`AppState::blocking`] work.
-    /// The work must not write: a write can wait for SQLite's lock.
-    ///
-    /// On SQLite the work's statements read one snapshot, in one read
-    /// transaction: a statement outside a transaction takes and drops the
-    /// WAL's read lock itself (a system call on the shared-memory file
-    /// each time), which was a third of the edit view's time.
+    /// The work must not write (a write can wait for SQLite's lock), and
+    /// should be short and of bounded cost, as the worker serves nothing
+    /// else meanwhile: a lookup by key, not a search. Its statements read
+    /// one snapshot ([`crate::db::snapshot`]).
     pub async fn read<T, E, F>(self: &Arc<Self>, work: F) -> Result<T, BlockingError<E>>
     where
         F: FnOnce(&mut DbConnection, &AppState) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
-        let work = move |conn: &mut DbConnection, state: &AppState| match conn {
-            DbConnection::Sqlite(_) => diesel::Connection::transaction(conn, |conn| work(conn, state)),
-            DbConnection::Postgres(_) => work(conn, state),
+        let work = move |conn: &mut DbConnection, state: &AppState| {
+            crate::db::snapshot(conn, |conn| work(conn, state))
         };
         if self.inline_reads
             && let Ok(permit) = self.gate.permits.clone().try_acquire_owned()

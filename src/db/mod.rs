@@ -218,6 +218,24 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// Runs reading work in one read transaction on SQLite: its statements
+/// then read one snapshot, and take the WAL's read lock once (outside a
+/// transaction each statement takes and drops it, a system call on the
+/// shared-memory file each time: a third of the edit view's time). On
+/// PostgreSQL the work runs as it is.
+pub fn snapshot<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(_) => diesel::Connection::transaction(conn, work),
+        DbConnection::Postgres(_) => work(conn),
+    }
+}
+
 /// An open database: its pool, which backend it is, and whether the pool
 /// can currently open connections.
 pub struct Database {

@@ -8,6 +8,9 @@ CREATE TABLE list_changes (
     environment TEXT PRIMARY KEY NOT NULL,
     change BIGINT NOT NULL
 );
+-- Every environment that has connections has its row, as the triggers
+-- below that only add to existing rows (tags, tokens) expect.
+INSERT INTO list_changes (environment, change) SELECT DISTINCT environment, 0 FROM connections;
 
 CREATE TRIGGER list_change_connection_insert AFTER INSERT ON connections BEGIN
     INSERT OR IGNORE INTO list_changes VALUES (NEW.environment, 0);

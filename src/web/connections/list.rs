@@ -1,14 +1,12 @@
 //! The connections list with its sidebar: GET / answers the whole page, or
 //! the workspace fragment when htmx applies a filter.
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::list_cache::{Kept, Key, ListCache};
+use super::list_cache::{Key, ListCache};
 use crate::catalog::Component;
 use crate::connections::tokens::TokenState;
 use crate::connections::{
@@ -17,7 +15,7 @@ use crate::connections::{
 use crate::environment::Environment;
 use crate::tags::TagCount;
 use crate::web::error::AppError;
-use crate::web::{Ctx, State, db_read, time};
+use crate::web::{Ctx, State, db, db_read, time};
 
 pub const PER_PAGE: i64 = 50;
 
@@ -475,13 +473,6 @@ impl Workspace<'_> {
     }
 }
 
-/// What the list reads: the kept workspace if it is current, else the
-/// overview to render, with the change number it was read at.
-enum Read {
-    Kept(Arc<Kept>),
-    Loaded(i64, Box<listing::Overview>),
-}
-
 pub(super) async fn index(
     state: State,
     cache: web::Data<ListCache>,
@@ -501,25 +492,32 @@ pub(super) async fn index(
     let keep = filter.usage.is_none();
     let mut key = Key { environment, change: 0, url, can_edit };
     let lookup = keep.then(|| (cache.clone(), key.clone()));
-    let read = db_read(&state, move |conn, _| {
-        // The number and the page come from one snapshot (`AppState::read`
-        // on SQLite; on PostgreSQL a later number only renders again).
-        let change = changes::of(conn, environment)?;
-        if let Some((cache, mut key)) = lookup {
-            key.change = change;
-            if let Some(kept) = cache.get(&key) {
-                return Ok(Read::Kept(kept));
-            }
+    // Whether the page kept is current: a lookup by key, on this thread.
+    let kept = match lookup {
+        Some((cache, mut key)) => {
+            db_read(&state, move |conn, _| {
+                key.change = changes::of(conn, environment)?;
+                Ok(cache.get(&key))
+            })
+            .await?
         }
-        Ok(Read::Loaded(change, Box::new(listing::overview(conn, environment, &query)?)))
+        None => None,
+    };
+    if let Some(kept) = kept {
+        return ctx.respond_html(StatusCode::OK, "Connections", kept.with_token(&ctx.csrf));
+    }
+    // Reading the page costs more, and grows with a search's matches: on
+    // the blocking threads, so that a slow page holds up no other request.
+    // The number and the page come from one snapshot on SQLite; on
+    // PostgreSQL the number is read first, so a page is never older than
+    // the number it is kept under.
+    let (change, loaded) = db(&state, move |conn, _| {
+        crate::db::snapshot(conn, |conn| {
+            let change = changes::of(conn, environment)?;
+            Ok((change, listing::overview(conn, environment, &query)?))
+        })
     })
     .await?;
-    let (change, loaded) = match read {
-        Read::Kept(kept) => {
-            return ctx.respond_html(StatusCode::OK, "Connections", kept.with_token(&ctx.csrf));
-        }
-        Read::Loaded(change, loaded) => (change, loaded),
-    };
     if loaded.page.past_end.is_some() {
         // A bookmark past the end (the list has shrunk): the last page,
         // under its own address, so the URL and the heading agree.
