@@ -145,6 +145,6 @@ fn insert_one(
         tags: vec![TagName::parse(tag_names[i % tag_names.len()])?],
         author: Some("seed".to_owned()),
     };
-    store::insert(conn, keyring, environment, &component.key, &draft)?;
+    store::insert(conn, keyring, environment, &component.key, &draft, None)?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod state;
 pub mod tag_admin;
 pub mod tags;
 pub mod web;
+pub mod writes;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -72,6 +73,8 @@ pub enum StartupError {
     Schedule(std::io::Error),
     #[error("cannot start the writer of API usage: {0}")]
     UsageWriter(std::io::Error),
+    #[error("cannot start the database writer: {0}")]
+    Writer(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -150,9 +153,10 @@ impl Application {
             oauth::Config::load(&public_url, settings.oauth_apps.as_deref()).map_err(StartupError::OAuth)?;
         tracing::info!(redirect_uri = %oauth.redirect_uri, "OAuth2 providers send people back here");
         let (usage, usage_writer) = api::usage::Recorder::new();
-        let inline_reads = matches!(database.backend, db::Backend::Sqlite { .. });
+        let (writes, writer) = writes::Writes::new();
         let state = aw::Data::new(AppState {
-            inline_reads,
+            sqlite: matches!(database.backend, db::Backend::Sqlite { .. }),
+            writes,
             gate: state::DbGate::new(pool_size, busy_wait, database.connects),
             probe: std::sync::Arc::new(db::Probe::new(database.backend, busy_wait)),
             pool: database.pool,
@@ -167,6 +171,7 @@ impl Application {
         usage_writer
             .start(std::sync::Arc::downgrade(&state.clone().into_inner()))
             .map_err(StartupError::UsageWriter)?;
+        writer.start(std::sync::Arc::downgrade(&state.clone().into_inner())).map_err(StartupError::Writer)?;
         let schedule = if settings.check_interval.is_zero() {
             tracing::info!("background checks are off (PLUGBOARD_CHECK_INTERVAL=0)");
             None

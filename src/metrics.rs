@@ -17,6 +17,8 @@ pub const HTTP_REQUESTS: &str = "plugboard_http_requests_total";
 pub const HTTP_SECONDS: &str = "plugboard_http_request_duration_seconds";
 pub const DB_WAIT_SECONDS: &str = "plugboard_db_wait_seconds";
 pub const DB_TIMEOUTS: &str = "plugboard_db_wait_timeouts_total";
+pub const WRITE_GROUPS: &str = "plugboard_db_write_groups_total";
+pub const WRITES: &str = "plugboard_db_writes_total";
 pub const CHECKS: &str = "plugboard_checks_total";
 pub const JOB_RUNS: &str = "plugboard_job_runs_total";
 
@@ -59,6 +61,14 @@ fn describe() {
         "Time database work waited for a pooled connection."
     );
     metrics::describe_counter!(DB_TIMEOUTS, "Database work refused because no connection was free in time.");
+    metrics::describe_counter!(
+        WRITE_GROUPS,
+        "SQLite transactions of grouped write work, by result (committed or failed)."
+    );
+    metrics::describe_counter!(
+        WRITES,
+        "Pieces of write work in those transactions (over the groups: their mean size)."
+    );
     metrics::describe_counter!(CHECKS, "Connection checks recorded, by outcome.");
     metrics::describe_counter!(JOB_RUNS, "Background job rounds, by job and result.");
 }
@@ -96,6 +106,12 @@ pub fn db_wait(took: Duration) {
 
 pub fn db_timeout() {
     metrics::counter!(DB_TIMEOUTS).increment(1);
+}
+
+/// A group of write work ended (`crate::writes`).
+pub fn write_group(pieces: usize, committed: bool) {
+    metrics::counter!(WRITE_GROUPS, "result" => if committed { "committed" } else { "failed" }).increment(1);
+    metrics::counter!(WRITES).increment(pieces as u64);
 }
 
 /// `outcome`: active, not_active or unreachable.

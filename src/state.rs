@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::Catalog;
 use crate::checks::Checker;
@@ -27,8 +27,11 @@ pub struct AppState {
     pub api_limiter: crate::api::RateLimiter,
     /// Where the API's credentials reads are recorded.
     pub usage: crate::api::usage::Recorder,
-    /// Reads may run on the calling thread (SQLite): see [`AppState::read`].
-    pub inline_reads: bool,
+    /// The database is SQLite: reads may run on the calling thread, and
+    /// writes are grouped (see [`AppState::read`] and [`AppState::write`]).
+    pub sqlite: bool,
+    /// Where [`AppState::write`] queues work on SQLite.
+    pub writes: crate::writes::Writes,
 }
 
 /// One permit per pooled connection, and how long database work waits for
@@ -82,33 +85,71 @@ impl AppState {
         E: Send + 'static,
     {
         let started = Instant::now();
-        let wait = self.gate.wait;
-        let permit = match tokio::time::timeout(wait, self.gate.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            // The semaphore is never closed; a closed one can only mean shutdown.
-            Ok(Err(_)) => return Err(self.gate.refusal("the database gate is closed".into())),
-            Err(_) => {
-                crate::metrics::db_timeout();
-                return Err(self
-                    .gate
-                    .refusal(format!("no connection was free within {} ms", wait.as_millis())));
-            }
-        };
+        let permit = self.permit().await?;
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             // Held by the thread, not the future: a request given up by its
             // client still holds its connection until the work ends.
             let _permit = permit;
-            let left = wait.saturating_sub(started.elapsed());
-            let conn = state.pool.get_timeout(left).map_err(|e| {
-                crate::metrics::db_timeout();
-                state.gate.refusal(e.to_string())
-            })?;
-            crate::metrics::db_wait(started.elapsed());
+            let conn = state.connection(started)?;
             run(conn, &state, work)
         })
         .await
         .map_err(|e| BlockingError::Join(e.to_string()))?
+    }
+
+    /// Short write work (database statements only: no password hashing,
+    /// no request to a service). On SQLite it is committed together with
+    /// the other write work waiting at the time ([`crate::writes`]); on
+    /// PostgreSQL it is [`AppState::blocking`] work. Either way it runs in
+    /// a transaction of its own or a savepoint: an error undoes all of it.
+    pub async fn write<T, E, F>(self: &Arc<Self>, work: F) -> Result<T, BlockingError<E>>
+    where
+        F: FnOnce(&mut DbConnection, &AppState) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        if self.sqlite {
+            return self.writes.run(self.gate.wait, work).await;
+        }
+        self.blocking(move |conn, state| diesel::Connection::transaction(conn, |conn| work(conn, state)))
+            .await
+    }
+
+    /// A permit of the gate and a pooled connection, for a thread of
+    /// Plugboard's own that may block on the pool (the writer's).
+    pub(crate) async fn checkout<E>(
+        &self,
+    ) -> Result<(OwnedSemaphorePermit, PooledConnection), BlockingError<E>> {
+        let started = Instant::now();
+        let permit = self.permit().await?;
+        Ok((permit, self.connection(started)?))
+    }
+
+    /// Waits for a permit of the gate, at most the gate's wait.
+    async fn permit<E>(&self) -> Result<OwnedSemaphorePermit, BlockingError<E>> {
+        let wait = self.gate.wait;
+        match tokio::time::timeout(wait, self.gate.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; a closed one can only mean shutdown.
+            Ok(Err(_)) => Err(self.gate.refusal("the database gate is closed".into())),
+            Err(_) => {
+                crate::metrics::db_timeout();
+                Err(self.gate.refusal(format!("no connection was free within {} ms", wait.as_millis())))
+            }
+        }
+    }
+
+    /// A pooled connection, waiting (blocking this thread) for what is left
+    /// of the gate's wait since `started`.
+    fn connection<E>(&self, started: Instant) -> Result<PooledConnection, BlockingError<E>> {
+        let left = self.gate.wait.saturating_sub(started.elapsed());
+        let conn = self.pool.get_timeout(left).map_err(|e| {
+            crate::metrics::db_timeout();
+            self.gate.refusal(e.to_string())
+        })?;
+        crate::metrics::db_wait(started.elapsed());
+        Ok(conn)
     }
 
     /// Reading work, such as what a page shows: on SQLite it runs on the
@@ -131,7 +172,7 @@ impl AppState {
         let work = move |conn: &mut DbConnection, state: &AppState| {
             crate::db::snapshot(conn, |conn| work(conn, state))
         };
-        if self.inline_reads
+        if self.sqlite
             && let Ok(permit) = self.gate.permits.clone().try_acquire_owned()
         {
             if let Some(conn) = self.pool.try_get() {

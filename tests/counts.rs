@@ -135,6 +135,19 @@ fn check(status: Status, version: i32) -> (StatusReport, i32) {
     (StatusReport { status, reason, checked_at: Some(Utc::now().naive_utc()) }, version)
 }
 
+/// A connection's first check, made before it is created.
+fn first(report: &StatusReport) -> CheckResult<'_> {
+    CheckResult {
+        checked_version: 1,
+        report,
+        trigger: "save",
+        duration_ms: 2,
+        unreachable: false,
+        next_check_at: Utc::now().naive_utc() + Duration::hours(1),
+        issued: None,
+    }
+}
+
 fn record(
     conn: &mut DbConnection,
     keyring: &Keyring,
@@ -177,9 +190,31 @@ async fn counters_match_a_recount_after_every_kind_of_change() {
     let mut numbers = Numbers::new(conn);
     let both = [dev, prod];
 
-    let a = operations::create(conn, &keyring, &actor, dev, "github", draft("A", &["ops", "eu"])).unwrap();
-    let b = operations::create(conn, &keyring, &actor, dev, "slack", draft("B", &["ops"])).unwrap();
-    let c = operations::create(conn, &keyring, &actor, prod, "github", draft("C", &["ops", "us"])).unwrap();
+    // Created with their first checks: one accepted, two refused.
+    let (active, _) = check(Status::Active, 1);
+    let (refused, _) = check(Status::NotActive, 1);
+    let a = operations::create(
+        conn,
+        &keyring,
+        &actor,
+        dev,
+        "github",
+        draft("A", &["ops", "eu"]),
+        &first(&active),
+    )
+    .unwrap();
+    let b = operations::create(conn, &keyring, &actor, dev, "slack", draft("B", &["ops"]), &first(&refused))
+        .unwrap();
+    let c = operations::create(
+        conn,
+        &keyring,
+        &actor,
+        prod,
+        "github",
+        draft("C", &["ops", "us"]),
+        &first(&refused),
+    )
+    .unwrap();
     assert_counted(conn, "create");
     numbers.assert_moved(conn, &both, "create");
 

@@ -981,6 +981,15 @@ async fn metrics_are_for_admins_and_allowed_addresses_and_labelled_by_route() {
     // The save's check, whatever it found.
     assert!(page.body.contains(r#"plugboard_checks_total{outcome=""#), "{}", page.body);
     assert!(page.body.contains("plugboard_db_wait_seconds_count"), "{}", page.body);
+    if !app.is_postgres() {
+        // The create was committed in a group of the SQLite writer.
+        assert!(
+            page.body.contains(r#"plugboard_db_write_groups_total{result="committed"}"#),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("plugboard_db_writes_total"), "{}", page.body);
+    }
     assert!(!page.body.contains(&format!("/connections/{id}/")), "a raw path became a label");
     assert!(!page.body.contains("SECRETMARKER"), "a query became a label");
 

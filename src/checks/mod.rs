@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Component, TestRequest};
-use crate::connections::{Connection, Status};
+use crate::connections::Status;
 pub use crate::outbound::NetworkPolicy;
 use crate::outbound::{Answer, Outbound, OutboundError, Request};
 use request::{Plan, Signing, Values};
@@ -140,20 +140,22 @@ impl Checker {
         &self.outbound
     }
 
-    /// Checks a connection with its decrypted secrets.
+    /// Checks credentials of `component` given by `auth_method`: its
+    /// settings and fields (`parameters`), and the secrets in plain text
+    /// (a stored connection's, decrypted, or a new one's, as typed).
     pub async fn check(
         &self,
         component: &Component,
-        connection: &Connection,
+        auth_method: &str,
+        parameters: &BTreeMap<String, String>,
         secrets: &BTreeMap<String, SecretString>,
     ) -> Proof {
-        let Some(method) = component.auth_method(&connection.auth_method) else {
+        let Some(method) = component.auth_method(auth_method) else {
             return Proof::of(Outcome::Missing(format!(
-                "the authorization method `{}` is no longer in the catalog",
-                connection.auth_method
+                "the authorization method `{auth_method}` is no longer in the catalog"
             )));
         };
-        let values = Values { parameters: &connection.parameters, secrets };
+        let values = Values { parameters, secrets };
         let plan = match request::plan(component, method, &values) {
             Ok(plan) => plan,
             Err(outcome) => return Proof::of(outcome),

@@ -2,15 +2,18 @@
 //! checks" job in [`crate::jobs`]) on a schedule that is spread out and
 //! backs off from unreachable services.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 
 use super::Outcome;
 use crate::audit::{Actor, OwnedActor};
 use crate::connections::tokens::{Lifetime, Tokens};
-use crate::connections::{ConnectionId, Status, StatusReport, StoreError, operations, store};
+use crate::connections::{ConnectionId, Draft, Status, StatusReport, StoreError, operations, store};
 use crate::environment::Environment;
 use crate::state::{AppState, BlockingError};
 
@@ -112,39 +115,105 @@ pub async fn check_now(
         }
         Err(e) => return Err(e.into()),
     };
-    let super::Proof { outcome, issued } = match state.catalog.get(&connection.component) {
-        Some(component) => state.checker.check(component, &connection, &secrets).await,
-        None => super::Proof {
-            outcome: Outcome::Missing(format!(
-                "the component `{}` is no longer in the catalog",
-                connection.component
-            )),
-            issued: None,
-        },
-    };
+    let proven =
+        prove(state, &connection.component, &connection.auth_method, &connection.parameters, &secrets).await;
     drop(secrets);
-    // A client-credentials check was issued a token: kept like a sign-in's,
-    // renewed ahead of expiry by the token job.
-    let issued = issued.map(|grant| {
-        let lifetime = grant.lifetime(Utc::now().naive_utc(), None, true);
-        (grant.tokens, lifetime)
-    });
     let checked = Checked {
         environment,
         id,
         version: connection.version,
         name: connection.name,
-        report: StatusReport {
-            status: outcome.status(),
-            reason: outcome.reason(),
-            checked_at: Some(Utc::now().naive_utc()),
-        },
-        unreachable: outcome.is_unreachable(),
+        report: proven.report,
+        unreachable: proven.unreachable,
         trigger,
         started,
-        issued,
+        issued: proven.issued,
     };
     record(state, checked, &who).await
+}
+
+/// What checking credentials found, before it is stored.
+struct Proven {
+    report: StatusReport,
+    unreachable: bool,
+    /// A token the check was issued (client credentials): kept like a
+    /// sign-in's, renewed ahead of expiry by the token job.
+    issued: Option<(Tokens, Lifetime)>,
+}
+
+/// Makes the component's check on credentials in plain text.
+async fn prove(
+    state: &AppState,
+    component: &str,
+    auth_method: &str,
+    parameters: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, SecretString>,
+) -> Proven {
+    let super::Proof { outcome, issued } = match state.catalog.get(component) {
+        Some(component) => state.checker.check(component, auth_method, parameters, secrets).await,
+        None => super::Proof {
+            outcome: Outcome::Missing(format!("the component `{component}` is no longer in the catalog")),
+            issued: None,
+        },
+    };
+    let now = Utc::now().naive_utc();
+    Proven {
+        report: StatusReport { status: outcome.status(), reason: outcome.reason(), checked_at: Some(now) },
+        unreachable: outcome.is_unreachable(),
+        issued: issued.map(|grant| {
+            let lifetime = grant.lifetime(now, None, true);
+            (grant.tokens, lifetime)
+        }),
+    }
+}
+
+/// A new connection's first check, made on its credentials as typed before
+/// anything is stored, so that the connection is saved with the result in
+/// one transaction ([`operations::create`]) and is never seen unchecked.
+pub struct FirstCheck {
+    pub report: StatusReport,
+    unreachable: bool,
+    duration_ms: i32,
+    next_check_at: NaiveDateTime,
+    issued: Option<(Tokens, Lifetime)>,
+}
+
+impl FirstCheck {
+    /// Checks `draft`, the input of a new connection of `component`.
+    pub async fn make(state: &AppState, component: &str, draft: &Draft) -> FirstCheck {
+        let started = Instant::now();
+        let Proven { report, unreachable, issued } =
+            prove(state, component, &draft.auth_method, &draft.parameters, &draft.secrets).await;
+        let now = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
+        tracing::info!(
+            component,
+            trigger = Trigger::Save.as_str(),
+            status = report.status.as_str(),
+            "checked before saving: {}",
+            report.reason
+        );
+        FirstCheck {
+            next_check_at: next_check(now, state.check_interval, unreachable, 1),
+            duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            report,
+            unreachable,
+            issued,
+        }
+    }
+
+    /// The result as stored with the connection, whose first version is
+    /// the one checked.
+    pub fn result(&self) -> operations::CheckResult<'_> {
+        operations::CheckResult {
+            checked_version: 1,
+            report: &self.report,
+            trigger: Trigger::Save.as_str(),
+            duration_ms: self.duration_ms,
+            unreachable: self.unreachable,
+            next_check_at: self.next_check_at,
+            issued: self.issued.as_ref().map(|(tokens, lifetime)| (tokens, lifetime)),
+        }
+    }
 }
 
 /// A check's result, ready to be stored.
@@ -214,7 +283,7 @@ pub async fn record(
     let stored = report.clone();
     let who = who.clone();
     state
-        .blocking(move |conn, s| {
+        .write(move |conn, s| {
             let actor = who.actor();
             let result = operations::CheckResult {
                 checked_version,

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDateTime;
 
 use super::input::Draft;
+pub use super::store::CheckResult;
 use super::store::{self, StoreError};
 use super::tokens::{self, Lifetime, Tokens};
 use super::{Connection, ConnectionId, StatusReport};
@@ -17,7 +18,9 @@ use crate::db::DbConnection;
 use crate::environment::Environment;
 use crate::tags::{TagId, TagName};
 
-/// Saves a new connection. Its status starts as "not checked yet".
+/// Saves a new connection with the result of its first check, made on the
+/// credentials as typed (see [`crate::checks::schedule::FirstCheck`]): the
+/// connection, its check and both audit rows, together.
 pub fn create(
     conn: &mut DbConnection,
     keyring: &Keyring,
@@ -25,10 +28,14 @@ pub fn create(
     environment: Environment,
     component: &str,
     mut draft: Draft,
+    check: &CheckResult,
 ) -> Result<ConnectionId, StoreError> {
     draft.author = actor.author();
-    crate::db::write(conn, |conn| {
-        let id = store::insert(conn, keyring, environment, component, &draft)?;
+    let id = crate::db::write(conn, |conn| {
+        let id = store::insert(conn, keyring, environment, component, &draft, Some(check))?;
+        if let Some((tokens, lifetime)) = check.issued {
+            tokens::put(conn, keyring, environment, id, component, tokens, lifetime)?;
+        }
         let fields: Vec<&String> = draft.parameters.keys().chain(draft.secrets.keys()).collect();
         let tags: Vec<&str> = draft.tags.iter().map(|t| t.as_str()).collect();
         audit::record(
@@ -44,8 +51,11 @@ pub fn create(
                 }),
             },
         )?;
-        Ok(id)
-    })
+        audit_check(conn, actor, environment, id, &draft.name, check)?;
+        Ok::<_, StoreError>(id)
+    })?;
+    count_check(check);
+    Ok(id)
 }
 
 /// Saves an edit made from `expected_version`; [`StoreError::Conflict`] if
@@ -175,20 +185,6 @@ pub fn untag(
     })
 }
 
-/// A finished check, to be stored.
-pub struct CheckResult<'a> {
-    /// The version of the credentials that were checked.
-    pub checked_version: i32,
-    pub report: &'a StatusReport,
-    pub trigger: &'a str,
-    pub duration_ms: i32,
-    pub unreachable: bool,
-    pub next_check_at: NaiveDateTime,
-    /// A token the check was issued (client credentials): stored with the
-    /// result, while the checked credentials are still the current ones.
-    pub issued: Option<(&'a Tokens, &'a Lifetime)>,
-}
-
 /// Records a check: its history row, the connection's status (only if the
 /// checked credentials are still the current ones) and the audit row.
 /// Returns whether the status changed.
@@ -201,43 +197,49 @@ pub fn record_check(
     result: &CheckResult,
 ) -> Result<bool, StoreError> {
     let recorded = crate::db::write(conn, |conn| {
-        let current = store::record_check(
-            conn,
-            environment,
-            id,
-            result.checked_version,
-            result.report,
-            result.trigger,
-            result.duration_ms,
-            result.unreachable,
-            result.next_check_at,
-        )?;
+        let current = store::record_check(conn, environment, id, result)?;
         let connection = store::get(conn, environment, id)?;
         if let Some((tokens, lifetime)) = result.issued
             && connection.version == result.checked_version
         {
             tokens::put(conn, keyring, environment, id, &connection.component, tokens, lifetime)?;
         }
-        let name = connection.name;
-        audit::record(
-            conn,
-            Event {
-                actor: *actor,
-                action: Action::ConnectionCheck,
-                environment: Some(environment),
-                connection: Some(id),
-                subject: &name,
-                details: serde_json::json!({ "trigger": result.trigger, "status": result.report.status.as_str() }),
-            },
-        )?;
+        audit_check(conn, actor, environment, id, &connection.name, result)?;
         Ok::<_, StoreError>(current)
     })?;
+    count_check(result);
+    Ok(recorded)
+}
+
+fn audit_check(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    environment: Environment,
+    id: ConnectionId,
+    name: &str,
+    result: &CheckResult,
+) -> Result<(), StoreError> {
+    audit::record(
+        conn,
+        Event {
+            actor: *actor,
+            action: Action::ConnectionCheck,
+            environment: Some(environment),
+            connection: Some(id),
+            subject: name,
+            details: serde_json::json!({ "trigger": result.trigger, "status": result.report.status.as_str() }),
+        },
+    )?;
+    Ok(())
+}
+
+/// Counted once stored, for `/metrics`.
+fn count_check(result: &CheckResult) {
     crate::metrics::check(match (result.unreachable, result.report.status.is_active()) {
         (true, _) => "unreachable",
         (false, true) => "active",
         (false, false) => "not_active",
     });
-    Ok(recorded)
 }
 
 /// What an edit changes, by name only: never a value, so the audit trail
@@ -282,7 +284,7 @@ pub fn connect(
 ) -> Result<ConnectionId, StoreError> {
     draft.author = actor.author();
     crate::db::write(conn, |conn| {
-        let id = store::insert(conn, keyring, environment, component, &draft)?;
+        let id = store::insert(conn, keyring, environment, component, &draft, None)?;
         tokens::put(conn, keyring, environment, id, component, tokens, lifetime)?;
         let scopes: Vec<&str> =
             draft.parameters.get(SCOPES_PARAMETER).map(|s| s.split(' ').collect()).unwrap_or_default();

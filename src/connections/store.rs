@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::input::Draft;
 use super::status::{Status, StatusReport};
-use super::tokens::TokenState;
+use super::tokens::{Lifetime, TokenState, Tokens};
 use super::{Connection, ConnectionId};
 use crate::crypto::{CryptoError, Keyring, Sealed};
 use crate::db::DbConnection;
@@ -118,16 +118,32 @@ fn seal_secrets(
     Some(keyring.seal(&json, &associated_data(id, environment, component)))
 }
 
+/// A finished check, to be stored.
+pub struct CheckResult<'a> {
+    /// The version of the credentials that were checked.
+    pub checked_version: i32,
+    pub report: &'a StatusReport,
+    pub trigger: &'a str,
+    pub duration_ms: i32,
+    pub unreachable: bool,
+    pub next_check_at: NaiveDateTime,
+    /// A token the check was issued (client credentials): stored with the
+    /// result, while the checked credentials are still the current ones.
+    pub issued: Option<(&'a Tokens, &'a Lifetime)>,
+}
+
 pub fn insert(
     conn: &mut DbConnection,
     keyring: &Keyring,
     environment: Environment,
     component: &str,
     draft: &Draft,
+    check: Option<&CheckResult>,
 ) -> Result<ConnectionId, StoreError> {
     crate::db::write(conn, |conn| {
         let now = Utc::now().naive_utc();
         let unchecked = StatusReport::unchecked();
+        let report = check.map_or(&unchecked, |c| c.report);
         let id: i64 = diesel::insert_into(connections::table)
             .values((
                 connections::environment.eq(environment.as_str()),
@@ -137,8 +153,11 @@ pub fn insert(
                 connections::auth_method.eq(&draft.auth_method),
                 connections::parameters.eq(serde_json::to_string(&draft.parameters)?),
                 connections::secret_fields.eq(join_list(draft.secrets.keys())),
-                connections::status.eq(unchecked.status.as_str()),
-                connections::status_reason.eq(&unchecked.reason),
+                connections::status.eq(report.status.as_str()),
+                connections::status_reason.eq(&report.reason),
+                connections::checked_at.eq(report.checked_at),
+                connections::check_failures.eq(check.map_or(0, |c| i32::from(c.unreachable))),
+                connections::next_check_at.eq(check.map(|c| c.next_check_at)),
                 connections::created_at.eq(now),
                 connections::updated_at.eq(now),
                 connections::created_by.eq(&draft.author),
@@ -156,6 +175,9 @@ pub fn insert(
                 .execute(conn)?;
         }
         set_tags(conn, environment, id, &draft.tags)?;
+        if let Some(check) = check {
+            add_to_history(conn, id, check)?;
+        }
         Ok(id)
     })
 }
@@ -510,27 +532,13 @@ pub fn record_check(
     conn: &mut DbConnection,
     environment: Environment,
     id: ConnectionId,
-    checked_version: i32,
-    report: &StatusReport,
-    trigger: &str,
-    duration_ms: i32,
-    unreachable: bool,
-    next_check_at: NaiveDateTime,
+    check: &CheckResult,
 ) -> Result<bool, StoreError> {
-    let checked_at = report.checked_at.unwrap_or_else(|| Utc::now().naive_utc());
+    let report = check.report;
     crate::db::write(conn, |conn| {
         lock_row(conn, id)?;
         ensure_exists(conn, environment, id)?;
-        diesel::insert_into(connection_checks::table)
-            .values((
-                connection_checks::connection_id.eq(id.0),
-                connection_checks::checked_at.eq(checked_at),
-                connection_checks::status.eq(report.status.as_str()),
-                connection_checks::reason.eq(&report.reason),
-                connection_checks::trigger.eq(trigger),
-                connection_checks::duration_ms.eq(duration_ms),
-            ))
-            .execute(conn)?;
+        add_to_history(conn, id, check)?;
         // One statement of fixed text: a list of the ids kept, or a bound
         // LIMIT, would make SQLite prepare or plan it anew on every check.
         const _: () = assert!(CHECKS_KEPT == 20, "the text below keeps 20");
@@ -543,24 +551,43 @@ pub fn record_check(
         )
         .execute(conn)?;
         // Counting up while unreachable, back to zero otherwise, in one expression.
-        let step = i32::from(unreachable);
+        let step = i32::from(check.unreachable);
         let failures = connections::check_failures * step + step;
         let updated = diesel::update(
             connections::table
                 .filter(connections::id.eq(id.0))
                 .filter(connections::environment.eq(environment.as_str()))
-                .filter(connections::version.eq(checked_version)),
+                .filter(connections::version.eq(check.checked_version)),
         )
         .set((
             connections::status.eq(report.status.as_str()),
             connections::status_reason.eq(&report.reason),
-            connections::checked_at.eq(checked_at),
+            connections::checked_at.eq(checked_at(check)),
             connections::check_failures.eq(failures),
-            connections::next_check_at.eq(next_check_at),
+            connections::next_check_at.eq(check.next_check_at),
         ))
         .execute(conn)?;
         Ok(updated == 1)
     })
+}
+
+fn checked_at(check: &CheckResult) -> NaiveDateTime {
+    check.report.checked_at.unwrap_or_else(|| Utc::now().naive_utc())
+}
+
+/// The check's row in the connection's history.
+fn add_to_history(conn: &mut DbConnection, id: ConnectionId, check: &CheckResult) -> Result<(), StoreError> {
+    diesel::insert_into(connection_checks::table)
+        .values((
+            connection_checks::connection_id.eq(id.0),
+            connection_checks::checked_at.eq(checked_at(check)),
+            connection_checks::status.eq(check.report.status.as_str()),
+            connection_checks::reason.eq(&check.report.reason),
+            connection_checks::trigger.eq(check.trigger),
+            connection_checks::duration_ms.eq(check.duration_ms),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The newest checks of a connection, newest first.

@@ -68,6 +68,16 @@ where
     state.clone().into_inner().blocking(work).await.map_err(AppError::from)
 }
 
+/// [`db`] for short write work, database statements only: on SQLite it is
+/// committed together with the other writes waiting ([`AppState::write`]).
+pub async fn db_write<T, F>(state: &State, work: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConnection, &AppState) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    state.clone().into_inner().write(work).await.map_err(AppError::from)
+}
+
 /// [`db`] for work that only reads, such as what a page shows: on SQLite
 /// it runs on this thread when a connection is free ([`AppState::read`]).
 pub async fn db_read<T, F>(state: &State, work: F) -> Result<T, AppError>

@@ -42,13 +42,17 @@ pub async fn after_save(state: &State, ctx: &Ctx, id: ConnectionId) -> String {
     let environment = ctx.environment;
     match schedule::check_now(&state.clone().into_inner(), environment, id, Trigger::Save, &ctx.actor()).await
     {
-        Ok(report) if report.status.is_active() => "ACTIVE".to_owned(),
-        Ok(report) => format!("NOT ACTIVE ({})", report.reason),
+        Ok(report) => verdict(&report),
         Err(e) => {
             tracing::warn!(connection = %id, "check after save failed: {e}");
             "NOT ACTIVE (not checked yet)".to_owned()
         }
     }
+}
+
+/// A check's result as a notice says it.
+pub fn verdict(report: &StatusReport) -> String {
+    if report.status.is_active() { "ACTIVE".to_owned() } else { format!("NOT ACTIVE ({})", report.reason) }
 }
 
 pub(super) async fn check(
@@ -82,11 +86,7 @@ pub(super) async fn check(
     .await?;
     if !wants_panel {
         // Named, since the notice outlives the click and rows look alike.
-        let verdict = if report.status.is_active() {
-            "ACTIVE".to_owned()
-        } else {
-            format!("NOT ACTIVE ({})", report.reason)
-        };
+        let verdict = verdict(&report);
         return Ok(after_change(&ctx, &format!("Checked \u{201c}{}\u{201d}: {verdict}.", connection.name)));
     }
     let panel = CheckPanel {

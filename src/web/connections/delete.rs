@@ -13,7 +13,7 @@ use crate::environment::Environment;
 use crate::web::context::after_change;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::{Ctx, State, db};
+use crate::web::{Ctx, State, db, db_write};
 
 #[derive(Template)]
 #[template(path = "delete_partial.html")]
@@ -58,9 +58,10 @@ pub(super) async fn delete(
     let id = ConnectionId(id.into_inner());
     let environment = ctx.environment;
     let user = ctx.user()?.clone();
-    let connection =
-        db(&state, move |conn, _| Ok(operations::delete(conn, &Actor::Person(&user), environment, id)?))
-            .await?;
+    let connection = db_write(&state, move |conn, _| {
+        Ok(operations::delete(conn, &Actor::Person(&user), environment, id)?)
+    })
+    .await?;
     tracing::info!(connection = %id, environment = %environment.as_str(), "connection deleted");
     Ok(after_change(&ctx, &format!("Deleted \u{201c}{}\u{201d} from {environment}.", connection.name)))
 }

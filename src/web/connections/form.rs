@@ -19,6 +19,7 @@ use super::check::{self, CheckPanel};
 use super::{EnvironmentCheck, opened_in};
 use crate::audit::Actor;
 use crate::catalog::{AuthKind, AuthMethod, Component, Field};
+use crate::checks::schedule::FirstCheck;
 use crate::connections::drafts::{Draft, Target};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
 use crate::connections::tokens::{self, TokenState};
@@ -28,7 +29,7 @@ use crate::tags::{self, Tag};
 use crate::web::context::{Partial, after_change, html_response};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::{AppState, Ctx, State, db, db_read};
+use crate::web::{AppState, Ctx, State, db, db_read, db_write};
 
 /// The prefix of a catalog field's name in the form, so a field called
 /// `name` cannot collide with the connection's name.
@@ -413,12 +414,14 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
     let user = ctx.user()?.clone();
     let name = draft.name.clone();
     let key = component.key.clone();
-    let id = db(&state, move |conn, state| {
-        Ok(operations::create(conn, &state.keyring, &Actor::Person(&user), environment, &key, draft)?)
+    let first = FirstCheck::make(&state, &key, &draft).await;
+    let verdict = check::verdict(&first.report);
+    let id = db_write(&state, move |conn, state| {
+        let actor = Actor::Person(&user);
+        Ok(operations::create(conn, &state.keyring, &actor, environment, &key, draft, &first.result())?)
     })
     .await?;
     tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
-    let verdict = check::after_save(&state, ctx, id).await;
     Ok(after_change(ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
 }
 
@@ -585,7 +588,7 @@ pub(super) async fn update(
     let name = draft.name.clone();
     let kept: Vec<String> = draft.kept_secrets.iter().cloned().collect();
     let user = ctx.user()?.clone();
-    let saved = db(&state, move |conn, state| {
+    let saved = db_write(&state, move |conn, state| {
         let actor = Actor::Person(&user);
         Ok(operations::update(conn, &state.keyring, &actor, environment, id, version, draft))
     })

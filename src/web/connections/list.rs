@@ -431,6 +431,33 @@ impl Header {
     }
 }
 
+/// Filters of the list's template.
+mod filters {
+    /// A count with its thousands grouped ("100,000"), read at a glance.
+    #[askama::filter_fn]
+    pub fn thousands(count: impl std::fmt::Display, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::thousands(&count.to_string()))
+    }
+}
+
+/// Groups the digits of a whole number by three; anything else is left
+/// as it is.
+fn thousands(number: &str) -> String {
+    let (sign, digits) = number.split_at(usize::from(number.starts_with('-')));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return number.to_owned();
+    }
+    let mut grouped = String::with_capacity(number.len() + digits.len() / 3);
+    grouped.push_str(sign);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
 #[derive(Template)]
 #[template(path = "workspace_partial.html")]
 pub struct Workspace<'a> {
@@ -595,5 +622,20 @@ fn workspace<'a>(
         active: counts.active,
         not_active: counts.not_active,
         can_edit: ctx.can_edit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn counts_group_their_thousands() {
+        assert_eq!(thousands("0"), "0");
+        assert_eq!(thousands("999"), "999");
+        assert_eq!(thousands("1000"), "1,000");
+        assert_eq!(thousands("100000"), "100,000");
+        assert_eq!(thousands("-1234567"), "-1,234,567");
+        assert_eq!(thousands("12.5"), "12.5");
     }
 }

@@ -31,7 +31,7 @@ use crate::tags::{self, TagName};
 use crate::web::context::see_other;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::{Ctx, State, db};
+use crate::web::{Ctx, State, db, db_write};
 
 /// The session's own secret, hashed: binds an attempt to the session that
 /// started it. The CSRF token is that secret: random, per session, renewed
@@ -369,7 +369,7 @@ pub(super) async fn callback(
         Some(id) => {
             let who = user.clone();
             let tokens = grant.tokens;
-            db(&state, move |conn, s| {
+            db_write(&state, move |conn, s| {
                 operations::reconnect(
                     conn,
                     &s.keyring,
@@ -407,7 +407,7 @@ pub(super) async fn callback(
                 author: None,
             };
             let (who, key, tokens) = (user.clone(), component.key.clone(), grant.tokens);
-            let id = db(&state, move |conn, s| {
+            let id = db_write(&state, move |conn, s| {
                 Ok(operations::connect(
                     conn,
                     &s.keyring,

@@ -11,7 +11,7 @@ use crate::tags::{TagId, TagName};
 use crate::web::context::after_change;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::{Ctx, State, db};
+use crate::web::{Ctx, State, db_write};
 
 pub(super) async fn add(
     state: State,
@@ -25,9 +25,10 @@ pub(super) async fn add(
         .map_err(|message| AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "Tag not added", message))?;
     let environment = ctx.environment;
     let user = ctx.user()?.clone();
-    let tagged =
-        db(&state, move |conn, _| Ok(operations::tag(conn, &Actor::Person(&user), environment, id, &name)?))
-            .await?;
+    let tagged = db_write(&state, move |conn, _| {
+        Ok(operations::tag(conn, &Actor::Person(&user), environment, id, &name)?)
+    })
+    .await?;
     let notice = match tagged {
         Tagged::Added(tag) => format!("Tagged \u{201c}{tag}\u{201d}."),
         Tagged::AlreadyTagged(tag) => format!("Already tagged \u{201c}{tag}\u{201d}; nothing changed."),
@@ -45,7 +46,7 @@ pub(super) async fn remove(
     let (id, tag) = path.into_inner();
     let environment = ctx.environment;
     let user = ctx.user()?.clone();
-    let removed = db(&state, move |conn, _| {
+    let removed = db_write(&state, move |conn, _| {
         Ok(operations::untag(conn, &Actor::Person(&user), environment, ConnectionId(id), TagId(tag))?)
     })
     .await?;
