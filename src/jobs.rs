@@ -268,16 +268,12 @@ impl Job for DueChecks {
         Box::pin(async move {
             let state = &cx.state;
             let now = Utc::now().naive_utc();
-            // Connections never scheduled get a time somewhere in the next
-            // interval, so that many of them do not all come due at once.
-            let spread =
-                TimeDelta::from_std(state.check_interval.mul_f64(random_fraction())).unwrap_or_default();
-            let due = state
-                .blocking(move |conn, _| {
-                    store::schedule_unscheduled(conn, now + spread)?;
-                    store::due_for_check(conn, now, 256)
-                })
-                .await?;
+            // Connections never scheduled get a time each, somewhere in the
+            // next interval, so that many of them do not all come due at once.
+            let interval = state.check_interval;
+            let spread = move || schedule::first_check_time(now, interval);
+            state.write(move |conn, _| store::schedule_unscheduled(conn, 500, spread)).await?;
+            let due = state.read(move |conn, _| store::due_for_check(conn, now, 256)).await?;
             let units = Units {
                 lease: "check",
                 what: "check",

@@ -26,6 +26,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 
 use diesel::Connection;
+use diesel::connection::TransactionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{DbConnection, Unavailable, take_outage};
@@ -95,9 +96,21 @@ where
 {
     fn run(self: Box<Self>, conn: &mut DbConnection, state: &AppState) -> Box<dyn Ran> {
         let Job { work, reply } = *self;
-        // Inside the group's transaction this is a savepoint: an error
-        // undoes this work's statements only.
-        let result = conn.transaction(|conn| work(conn, state));
+        // A savepoint of the group's transaction: an error undoes this
+        // work's statements only. Should its rollback fail, the error kept
+        // is the work's own; the group's transaction is then gone, which
+        // the writer sees, failing the whole group.
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        let result = match Manager::begin_transaction(conn) {
+            Ok(()) => match work(conn, state) {
+                Ok(value) => Manager::commit_transaction(conn).map(|()| value).map_err(E::from),
+                Err(e) => {
+                    let _ = Manager::rollback_transaction(conn);
+                    Err(e)
+                }
+            },
+            Err(e) => Err(E::from(e)),
+        };
         Box::new(Done { result, reply })
     }
 
@@ -188,12 +201,17 @@ async fn write_group(state: &Arc<AppState>, group: Vec<Box<dyn Queued>>) {
     take_outage(&mut conn);
     let mut pending = group.into_iter();
     let mut ran: Vec<Box<dyn Ran>> = Vec::new();
+    let mut outage = None;
     let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::db::write(&mut conn, |conn| {
             for job in pending.by_ref() {
                 ran.push(job.run(conn, state));
-                if let Some((why, detail)) = take_outage(conn) {
-                    return Err(Stop::Outage(why, detail));
+                // SQLite ends the whole transaction by itself on some
+                // errors (SQLITE_FULL, I/O errors): nothing of the group is
+                // left to commit, whatever the piece made of its error.
+                outage = take_outage(conn);
+                if outage.is_some() || !in_group_transaction(conn) {
+                    return Err(Stop::Aborted);
                 }
             }
             Ok(())
@@ -201,12 +219,14 @@ async fn write_group(state: &Arc<AppState>, group: Vec<Box<dyn Queued>>) {
     }));
     let failure = match written {
         Ok(Ok(())) => None,
-        Ok(Err(Stop::Outage(why, detail))) => Some(GroupFailure::Unavailable(why, detail)),
-        Ok(Err(Stop::Database(e))) => Some(match take_outage(&mut conn) {
+        Ok(Err(stop)) => Some(match outage.or_else(|| take_outage(&mut conn)) {
             Some((why, detail)) => GroupFailure::Unavailable(why, detail),
-            None => match Unavailable::of_query(&e) {
-                Some(why) => GroupFailure::Unavailable(why, e.to_string()),
-                None => GroupFailure::Internal(format!("a group of writes failed: {e}")),
+            None => match stop {
+                Stop::Database(e) => match Unavailable::of_query(&e) {
+                    Some(why) => GroupFailure::Unavailable(why, e.to_string()),
+                    None => GroupFailure::Internal(format!("a group of writes failed: {e}")),
+                },
+                Stop::Aborted => GroupFailure::Internal("a group of writes lost its transaction".to_owned()),
             },
         }),
         // The connection is left inside its transaction: the pool drops it
@@ -236,9 +256,21 @@ fn fail_all(group: Vec<Box<dyn Queued>>, failure: &GroupFailure) {
     }
 }
 
-/// Why a group's transaction stopped.
+/// Whether `conn` is still inside the group's transaction, and only that:
+/// each piece's savepoint is closed after it.
+fn in_group_transaction(conn: &mut DbConnection) -> bool {
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    matches!(
+        Manager::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(Some(depth)) if depth.get() == 1
+    )
+}
+
+/// Why a group's transaction stopped before its commit.
 enum Stop {
-    Outage(Unavailable, String),
+    /// A piece met an outage, or the transaction is gone.
+    Aborted,
+    /// The commit (or the begin) failed.
     Database(diesel::result::Error),
 }
 

@@ -311,3 +311,51 @@ async fn the_due_checks_job_claims_each_due_connection_once_and_checks_it() {
     jobs::run_due(&app.state, "p1", 4).await.unwrap();
     assert_eq!(service.count(), 2, "checked, so no longer due");
 }
+
+/// Connections without a check time (from before the schedule, or
+/// imported) are each given their own time within the interval, a bounded
+/// number per round: 1,200 of them do not all come due at one moment.
+#[actix_web::test]
+async fn unscheduled_connections_are_spread_over_the_interval_a_batch_at_a_time() {
+    let service = StandIn::start(answers_bearer).await;
+    let (app, _catalog) = spawn_for(&service).await;
+    let first = create(&app, "Template").await;
+    // Copies of the connection with no check time, as an import leaves them.
+    diesel::sql_query(format!(
+        "INSERT INTO connections (environment, component, name, name_key, auth_method, parameters, \
+         secret_fields, status, status_reason, created_at, updated_at, version, check_failures) \
+         SELECT environment, component, name, name_key, auth_method, parameters, secret_fields, status, \
+         status_reason, created_at, updated_at, version, 0 FROM connections AS c, \
+         (SELECT 1 FROM connections LIMIT 1) AS one, \
+         (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) SELECT i FROM n) AS copies \
+         WHERE c.id = {first}"
+    ))
+    .execute(&mut app.db())
+    .unwrap();
+    let unscheduled = || {
+        connections::table
+            .filter(connections::next_check_at.is_null())
+            .count()
+            .get_result::<i64>(&mut app.db())
+            .unwrap()
+    };
+    assert_eq!(unscheduled(), 1200);
+    jobs::run_due(&app.state, "p1", 4).await.unwrap();
+    assert_eq!(unscheduled(), 700, "500 a round");
+    jobs::run_due(&app.state, "p1", 4).await.unwrap();
+    jobs::run_due(&app.state, "p1", 4).await.unwrap();
+    assert_eq!(unscheduled(), 0);
+    let times: std::collections::BTreeSet<chrono::NaiveDateTime> = connections::table
+        .filter(connections::id.ne(first))
+        .select(connections::next_check_at.assume_not_null())
+        .load(&mut app.db())
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(times.len() > 1000, "each its own time: {} distinct of 1,200", times.len());
+    let now = chrono::Utc::now().naive_utc();
+    let interval =
+        chrono::TimeDelta::from_std(plugboard::checks::schedule::effective(app.state.check_interval))
+            .unwrap();
+    assert!(times.iter().all(|t| *t <= now + interval), "all within one interval");
+}

@@ -322,7 +322,7 @@ async fn connection_failures(state: &Arc<AppState>, environment: Environment, id
 /// thirty-second, ...), so a service that is down is not hammered and one
 /// that comes back is noticed.
 pub fn next_check(now: NaiveDateTime, interval: Duration, unreachable: bool, failures: i32) -> NaiveDateTime {
-    let interval = if interval.is_zero() { Duration::from_secs(6 * 3600) } else { interval };
+    let interval = effective(interval);
     let wait = if unreachable {
         let base = (interval / 64).max(Duration::from_secs(1));
         base.saturating_mul(1u32 << failures.clamp(0, 6) as u32).min(interval)
@@ -330,6 +330,19 @@ pub fn next_check(now: NaiveDateTime, interval: Duration, unreachable: bool, fai
         interval.mul_f64(1.0 - random_fraction() * 0.1)
     };
     now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::hours(6))
+}
+
+/// A first check time for a connection that has none: anywhere in the
+/// next interval, so that many such connections do not come due at once.
+pub fn first_check_time(now: NaiveDateTime, interval: Duration) -> NaiveDateTime {
+    now + TimeDelta::from_std(effective(interval).mul_f64(random_fraction())).unwrap_or(TimeDelta::hours(6))
+}
+
+/// The interval checks are spread over: the configured one, or six hours
+/// where background checks are off (checks made on demand still schedule
+/// the next one).
+pub fn effective(interval: Duration) -> Duration {
+    if interval.is_zero() { Duration::from_secs(6 * 3600) } else { interval }
 }
 
 /// A number in [0, 1], for spreading work out in time.

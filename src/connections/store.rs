@@ -643,9 +643,22 @@ pub fn is_due(conn: &mut DbConnection, id: ConnectionId, now: NaiveDateTime) -> 
 }
 
 /// Connections never scheduled (saved before the schedule existed, or
-/// whose check on save could not be recorded) get a time.
-pub fn schedule_unscheduled(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(connections::table.filter(connections::next_check_at.is_null()))
-        .set(connections::next_check_at.eq(at))
-        .execute(conn)
+/// imported) get a time each, from `at`: at most `limit` of them per call,
+/// so that a database of many takes short transactions.
+pub fn schedule_unscheduled(
+    conn: &mut DbConnection,
+    limit: i64,
+    mut at: impl FnMut() -> NaiveDateTime,
+) -> QueryResult<usize> {
+    let ids: Vec<i64> = connections::table
+        .filter(connections::next_check_at.is_null())
+        .select(connections::id)
+        .limit(limit)
+        .load(conn)?;
+    for id in &ids {
+        diesel::update(connections::table.find(id).filter(connections::next_check_at.is_null()))
+            .set(connections::next_check_at.eq(at()))
+            .execute(conn)?;
+    }
+    Ok(ids.len())
 }
