@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
-
 use chrono::{NaiveDateTime, TimeDelta, Utc};
+use secrecy::SecretString;
 
 use super::Outcome;
 use crate::audit::{Actor, OwnedActor};
@@ -193,7 +192,7 @@ impl FirstCheck {
             report.reason
         );
         FirstCheck {
-            next_check_at: next_check(now, state.check_interval, unreachable, 1),
+            next_check_at: next_check(now, state.check_interval, unreachable, i32::from(unreachable)),
             duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
             report,
             unreachable,
