@@ -379,26 +379,17 @@ pub fn start_with(
         hex::encode(random_fraction().to_bits().to_le_bytes())
     );
     let cx = Context::new(state, &owner, concurrency);
-    std::thread::Builder::new().name("plugboard-jobs".into()).spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::error!("the background jobs could not start: {e}");
-                return;
+    crate::state::spawn_own_thread("plugboard-jobs", "the background jobs", move || async move {
+        loop {
+            for job in &jobs {
+                run_round(job.as_ref(), &cx).await;
             }
-        };
-        runtime.block_on(async move {
-            loop {
-                for job in &jobs {
-                    run_round(job.as_ref(), &cx).await;
-                }
-                crate::metrics::upkeep();
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => {}
-                    _ = stopped.changed() => return,
-                }
+            crate::metrics::upkeep();
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stopped.changed() => return,
             }
-        });
+        }
     })?;
     Ok(Runner { stop })
 }

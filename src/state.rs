@@ -189,6 +189,24 @@ impl AppState {
     }
 }
 
+/// Runs what `work` makes on a thread of its own, on a single-threaded
+/// runtime, until it ends: the background jobs and the writers, which must
+/// neither wait for the request workers nor hold them up. `what` names it
+/// in the log should the runtime not start.
+pub fn spawn_own_thread<F, Fut>(name: &str, what: &'static str, work: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(work()),
+            Err(e) => tracing::error!("{what} could not start: {e}"),
+        }
+    })?;
+    Ok(())
+}
+
 /// Runs `work` on a pooled connection, telling an outage met by one of its
 /// statements from the work's own failure.
 fn run<T, E>(

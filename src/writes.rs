@@ -169,23 +169,13 @@ impl Writer {
     /// while it writes a group, so it keeps nothing alive.
     pub fn start(self, state: Weak<AppState>) -> std::io::Result<()> {
         let mut queue = self.queue;
-        std::thread::Builder::new().name("plugboard-writer".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!("the database writer could not start: {e}");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let mut group = Vec::with_capacity(MAX_GROUP);
-                while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-                    let Some(state) = state.upgrade() else { break };
-                    write_group(&state, std::mem::take(&mut group)).await;
-                }
-            });
-        })?;
-        Ok(())
+        crate::state::spawn_own_thread("plugboard-writer", "the database writer", move || async move {
+            let mut group = Vec::with_capacity(MAX_GROUP);
+            while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+                let Some(state) = state.upgrade() else { break };
+                write_group(&state, std::mem::take(&mut group)).await;
+            }
+        })
     }
 }
 

@@ -121,28 +121,18 @@ impl Writer {
     /// state only while it writes a group, so it keeps nothing alive.
     pub fn start(self, state: Weak<AppState>) -> std::io::Result<()> {
         let mut queue = self.queue;
-        std::thread::Builder::new().name("plugboard-usage".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!("the usage writer could not start: {e}");
-                    return;
+        crate::state::spawn_own_thread("plugboard-usage", "the usage writer", move || async move {
+            let mut group = Vec::with_capacity(MAX_GROUP);
+            while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+                let Some(state) = state.upgrade() else { break };
+                // A panic fails its group's calls (their replies are
+                // dropped), not every call after it.
+                let written = write_group(&state, std::mem::take(&mut group));
+                if AssertUnwindSafe(written).catch_unwind().await.is_err() {
+                    tracing::error!("recording a group of credentials reads panicked");
                 }
-            };
-            runtime.block_on(async move {
-                let mut group = Vec::with_capacity(MAX_GROUP);
-                while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-                    let Some(state) = state.upgrade() else { break };
-                    // A panic fails its group's calls (their replies are
-                    // dropped), not every call after it.
-                    let written = write_group(&state, std::mem::take(&mut group));
-                    if AssertUnwindSafe(written).catch_unwind().await.is_err() {
-                        tracing::error!("recording a group of credentials reads panicked");
-                    }
-                }
-            });
-        })?;
-        Ok(())
+            }
+        })
     }
 }
 
