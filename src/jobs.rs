@@ -270,9 +270,13 @@ impl Job for DueChecks {
             let now = Utc::now().naive_utc();
             // Connections never scheduled get a time each, somewhere in the
             // next interval, so that many of them do not all come due at once.
-            let interval = state.check_interval;
-            let spread = move || schedule::first_check_time(now, interval);
-            state.write(move |conn, _| store::schedule_unscheduled(conn, 500, spread)).await?;
+            // 500 a round keeps the write short.
+            let unscheduled = state.read(|conn, _| store::unscheduled(conn, 500)).await?;
+            if !unscheduled.is_empty() {
+                let interval = state.check_interval;
+                let spread = move || schedule::first_check_time(now, interval);
+                state.write(move |conn, _| store::schedule(conn, &unscheduled, spread)).await?;
+            }
             let due = state.read(move |conn, _| store::due_for_check(conn, now, 256)).await?;
             let units = Units {
                 lease: "check",

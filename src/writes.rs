@@ -29,7 +29,7 @@ use diesel::Connection;
 use diesel::connection::TransactionManager;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{DbConnection, Unavailable, take_outage};
+use crate::db::{DbConnection, Unavailable, take_failed_rollback, take_outage};
 use crate::state::{AppState, BlockingError};
 
 /// The most pieces of work in one transaction: enough to take what arrives
@@ -97,9 +97,9 @@ where
     fn run(self: Box<Self>, conn: &mut DbConnection, state: &AppState) -> Box<dyn Ran> {
         let Job { work, reply } = *self;
         // A savepoint of the group's transaction: an error undoes this
-        // work's statements only. Should its rollback fail, the error kept
-        // is the work's own; the group's transaction is then gone, which
-        // the writer sees, failing the whole group.
+        // work's statements only. Should a rollback fail, the error kept is
+        // the work's own, and the writer, which sees the failed statement,
+        // fails the whole group.
         type Manager = <DbConnection as Connection>::TransactionManager;
         let result = match Manager::begin_transaction(conn) {
             Ok(()) => match work(conn, state) {
@@ -147,7 +147,11 @@ impl Writes {
     {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Queued> = Box::new(Job { work, reply });
-        let stopped = || BlockingError::Join("the database writer has stopped".to_owned());
+        let stopped = || {
+            BlockingError::Join(
+                "the database writer did not answer (the work panicked, or it stopped)".to_owned(),
+            )
+        };
         match tokio::time::timeout(wait, self.queue.send(job)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(stopped()),
@@ -189,6 +193,7 @@ async fn write_group(state: &Arc<AppState>, group: Vec<Box<dyn Queued>>) {
         Err(other) => return fail_all(group, &GroupFailure::Internal(other.to_string())),
     };
     take_outage(&mut conn);
+    take_failed_rollback(&mut conn);
     let mut pending = group.into_iter();
     let mut ran: Vec<Box<dyn Ran>> = Vec::new();
     let mut outage = None;
@@ -198,9 +203,12 @@ async fn write_group(state: &Arc<AppState>, group: Vec<Box<dyn Queued>>) {
                 ran.push(job.run(conn, state));
                 // SQLite ends the whole transaction by itself on some
                 // errors (SQLITE_FULL, I/O errors): nothing of the group is
-                // left to commit, whatever the piece made of its error.
+                // left to commit, whatever the piece made of its error. And
+                // a piece whose rollback failed may have left changes its
+                // caller is told were undone.
                 outage = take_outage(conn);
-                if outage.is_some() || !in_group_transaction(conn) {
+                let rollback_failed = take_failed_rollback(conn);
+                if outage.is_some() || rollback_failed || !in_group_transaction(conn) {
                     return Err(Stop::Aborted);
                 }
             }

@@ -25,31 +25,37 @@ fn has_tag(conn: &mut DbConnection, name: &str) -> bool {
     tag_store::find(conn, name).expect("tags read").is_some()
 }
 
-/// Holds the writer for a while, so that the work queued meanwhile forms
-/// one group behind it.
-fn hold_the_writer(state: &Arc<AppState>) -> tokio::task::JoinHandle<Written> {
+/// Holds the writer once it runs, until the returned sender is used or
+/// dropped: the work queued meanwhile forms one group behind it.
+async fn hold_the_writer(
+    state: &Arc<AppState>,
+) -> (tokio::task::JoinHandle<Written>, std::sync::mpsc::Sender<()>) {
+    let (started, running) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let state = state.clone();
-    tokio::spawn(async move {
+    let holder = tokio::spawn(async move {
         state
-            .write(|_conn: &mut DbConnection, _: &AppState| {
-                std::thread::sleep(Duration::from_millis(300));
+            .write(move |_conn: &mut DbConnection, _: &AppState| {
+                let _ = started.send(());
+                let _ = released.recv();
                 Ok::<_, diesel::result::Error>(true)
             })
             .await
-    })
+    });
+    running.await.expect("the holder runs");
+    (holder, release)
 }
 
-/// Queues `work` once the writer is held (a short pause, so it queues
-/// after the holder and in this order).
-fn queue<F>(state: &Arc<AppState>, after_ms: u64, work: F) -> tokio::task::JoinHandle<Written>
+/// Queues `work` behind the holder, after what was queued before it.
+async fn queue<F>(state: &Arc<AppState>, work: F) -> tokio::task::JoinHandle<Written>
 where
     F: FnOnce(&mut DbConnection, &AppState) -> Result<bool, diesel::result::Error> + Send + 'static,
 {
     let state = state.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(after_ms)).await;
-        state.write(work).await
-    })
+    let queued = tokio::spawn(async move { state.write(work).await });
+    // The task only has to reach the queue; the writer is held meanwhile.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    queued
 }
 
 #[actix_web::test]
@@ -57,26 +63,30 @@ async fn a_failing_write_is_undone_alone_and_the_rest_of_its_group_commits() {
     let app = common::spawn().await;
     let state = app.state.clone();
     let database_url = app.database_url.clone();
-    let holder = hold_the_writer(&state);
-    let first = queue(&state, 50, |conn, _| {
+    let (holder, release) = hold_the_writer(&state).await;
+    let first = queue(&state, |conn, _| {
         tag_store::ensure(conn, &[tag("first")])?;
         Ok(true)
-    });
-    let failing = queue(&state, 100, |conn, _| {
+    })
+    .await;
+    let failing = queue(&state, |conn, _| {
         tag_store::ensure(conn, &[tag("undone")])?;
         // A statement that fails after one that succeeded: both undone.
         diesel::sql_query("INSERT INTO no_such_table VALUES (1)").execute(conn)?;
         Ok(true)
-    });
+    })
+    .await;
     let sqlite = !app.is_postgres();
-    let last = queue(&state, 150, move |conn, _| {
+    let last = queue(&state, move |conn, _| {
         tag_store::ensure(conn, &[tag("last")])?;
         // On SQLite, this piece shares a transaction with `first`: it sees
         // that tag, which no other connection sees before the commit.
         let mut other = plugboard::db::establish(&database_url).expect("a second connection");
         let grouped = has_tag(conn, "first") && !has_tag(&mut other, "first");
         Ok(grouped || !sqlite)
-    });
+    })
+    .await;
+    release.send(()).expect("the holder waits");
     assert!(holder.await.unwrap().expect("the holder commits"));
     assert!(first.await.unwrap().expect("the first piece commits"));
     assert!(
@@ -96,15 +106,18 @@ async fn a_failing_write_is_undone_alone_and_the_rest_of_its_group_commits() {
 async fn a_panic_fails_its_group_and_the_writer_goes_on() {
     let app = common::spawn().await;
     let state = app.state.clone();
-    let holder = hold_the_writer(&state);
-    let before = queue(&state, 50, |conn, _| {
+    let (holder, release) = hold_the_writer(&state).await;
+    let before = queue(&state, |conn, _| {
         tag_store::ensure(conn, &[tag("beside-the-panic")])?;
         Ok(true)
-    });
-    let panicking = queue(&state, 100, |conn, _| {
+    })
+    .await;
+    let panicking = queue(&state, |conn, _| {
         tag_store::ensure(conn, &[tag("panicked")])?;
         panic!("a bug in a piece of write work");
-    });
+    })
+    .await;
+    release.send(()).expect("the holder waits");
     assert!(holder.await.unwrap().expect("the holder commits"));
     assert!(panicking.await.unwrap().is_err(), "the panicking piece fails");
     let beside = before.await.unwrap();
@@ -117,7 +130,10 @@ async fn a_panic_fails_its_group_and_the_writer_goes_on() {
     } else {
         // Its group was rolled back, and it was told so: never told
         // "saved" for something that is not.
-        assert!(beside.is_err(), "the piece in the same group is told it failed");
+        assert!(
+            matches!(&beside, Err(BlockingError::Join(why)) if why.contains("panicked")),
+            "the piece in the same group is told its group failed: {beside:?}"
+        );
         assert!(!has_tag(&mut conn, "beside-the-panic"), "and nothing of it is kept");
     }
     // The writer goes on, on a connection that is not left in a transaction.

@@ -643,22 +643,31 @@ pub fn is_due(conn: &mut DbConnection, id: ConnectionId, now: NaiveDateTime) -> 
 }
 
 /// Connections never scheduled (saved before the schedule existed, or
-/// imported) get a time each, from `at`: at most `limit` of them per call,
-/// so that a database of many takes short transactions.
-pub fn schedule_unscheduled(
-    conn: &mut DbConnection,
-    limit: i64,
-    mut at: impl FnMut() -> NaiveDateTime,
-) -> QueryResult<usize> {
+/// imported): at most `limit` of them, lowest id first.
+pub fn unscheduled(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<ConnectionId>> {
     let ids: Vec<i64> = connections::table
         .filter(connections::next_check_at.is_null())
+        .order(connections::id)
         .select(connections::id)
         .limit(limit)
         .load(conn)?;
-    for id in &ids {
-        diesel::update(connections::table.find(id).filter(connections::next_check_at.is_null()))
-            .set(connections::next_check_at.eq(at()))
-            .execute(conn)?;
+    Ok(ids.into_iter().map(ConnectionId).collect())
+}
+
+/// Gives each of `ids` that still has no check time one from `at`. In the
+/// order given (lowest id first, from [`unscheduled`]), so that two
+/// processes doing it at once take the rows' locks in the same order.
+pub fn schedule(
+    conn: &mut DbConnection,
+    ids: &[ConnectionId],
+    mut at: impl FnMut() -> NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut scheduled = 0;
+    for id in ids {
+        scheduled +=
+            diesel::update(connections::table.find(id.0).filter(connections::next_check_at.is_null()))
+                .set(connections::next_check_at.eq(at()))
+                .execute(conn)?;
     }
-    Ok(ids.len())
+    Ok(scheduled)
 }

@@ -87,19 +87,35 @@ fn sqlite_outage(message: &str) -> Option<Unavailable> {
 /// transaction by itself (it does on SQLITE_FULL), diesel's `transaction`
 /// returns the error of its own ROLLBACK ("cannot rollback - no transaction
 /// is active") instead of the statement's.
+///
+/// It also notes a ROLLBACK that failed: diesel then counts the savepoint
+/// as closed anyway (and an outer rollback that fails after an inner one
+/// failed as done), so only the statement itself can tell that changes the
+/// work meant to undo may still be in the transaction.
 #[derive(Debug, Default)]
 pub(crate) struct OutageRecorder {
     last: Option<(Unavailable, String)>,
+    rollback_failed: bool,
 }
 
 impl Instrumentation for OutageRecorder {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { error: Some(error), .. } = event {
+        if let InstrumentationEvent::FinishQuery { query, error: Some(error), .. } = event {
             if let Some(why) = Unavailable::of_query(error) {
                 self.last = Some((why, error.to_string()));
             }
+            if query.to_string().trim_start().starts_with("ROLLBACK") {
+                self.rollback_failed = true;
+            }
         }
     }
+}
+
+/// Whether a ROLLBACK on `conn` failed since the last call.
+pub fn take_failed_rollback(conn: &mut DbConnection) -> bool {
+    conn.instrumentation()
+        .downcast_mut::<OutageRecorder>()
+        .is_some_and(|recorder| std::mem::take(&mut recorder.rollback_failed))
 }
 
 /// The outage met by a statement on `conn` since the last call, with the
@@ -184,6 +200,21 @@ mod tests {
         assert_eq!(Unavailable::of_query(&error), None, "diesel's error no longer says why: {error}");
         assert_eq!(take_outage(&mut conn).map(|(why, _)| why), Some(Unavailable::DiskFull));
         assert_eq!(take_outage(&mut conn), None, "taken once");
+        assert!(take_failed_rollback(&mut conn), "the ROLLBACK after it failed, and that is noted");
+        assert!(!take_failed_rollback(&mut conn), "taken once");
+    }
+
+    #[test]
+    fn only_a_failed_rollback_is_noted_as_one() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut conn = DbConnection::Sqlite(sqlite(&dir.path().join("t.sqlite3")));
+        conn.set_instrumentation(OutageRecorder::default());
+        let _ = conn.batch_execute("SELECT * FROM no_such_table");
+        assert!(!take_failed_rollback(&mut conn), "another statement's failure");
+        conn.batch_execute("BEGIN; SAVEPOINT s; ROLLBACK TO SAVEPOINT s; ROLLBACK;").expect("rollbacks");
+        assert!(!take_failed_rollback(&mut conn), "rollbacks that worked");
+        let _ = conn.batch_execute("ROLLBACK TO SAVEPOINT never_made");
+        assert!(take_failed_rollback(&mut conn));
     }
 
     #[derive(diesel::QueryableByName)]

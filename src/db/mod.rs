@@ -9,7 +9,7 @@ mod ready;
 pub mod schema;
 mod write;
 
-pub use failure::{ConnectHealth, Unavailable, take_outage};
+pub use failure::{ConnectHealth, Unavailable, take_failed_rollback, take_outage};
 pub use files::create_private_dir;
 pub use ready::{NotReady, Probe};
 pub use write::write;
