@@ -114,8 +114,13 @@ pub fn write_group(pieces: usize, committed: bool) {
     metrics::counter!(WRITES).increment(pieces as u64);
 }
 
-/// `outcome`: active, not_active or unreachable.
-pub fn check(outcome: &'static str) {
+/// A check's result, counted once it is committed.
+pub fn check(active: bool, unreachable: bool) {
+    let outcome = match (unreachable, active) {
+        (true, _) => "unreachable",
+        (false, true) => "active",
+        (false, false) => "not_active",
+    };
     metrics::counter!(CHECKS, "outcome" => outcome).increment(1);
 }
 

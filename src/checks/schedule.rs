@@ -171,7 +171,7 @@ async fn prove(
 /// one transaction ([`operations::create`]) and is never seen unchecked.
 pub struct FirstCheck {
     pub report: StatusReport,
-    unreachable: bool,
+    pub unreachable: bool,
     duration_ms: i32,
     next_check_at: NaiveDateTime,
     issued: Option<(Tokens, Lifetime)>,
@@ -296,6 +296,7 @@ pub async fn record(
             operations::record_check(conn, &s.keyring, &actor, environment, id, &result)
         })
         .await?;
+    crate::metrics::check(report.status.is_active(), unreachable);
     tracing::info!(connection = %id, environment = %environment.as_str(), trigger = trigger.as_str(),
         status = report.status.as_str(), "checked: {}", report.reason);
     Ok(report)

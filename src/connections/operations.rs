@@ -31,7 +31,7 @@ pub fn create(
     check: &CheckResult,
 ) -> Result<ConnectionId, StoreError> {
     draft.author = actor.author();
-    let id = crate::db::write(conn, |conn| {
+    crate::db::write(conn, |conn| {
         let id = store::insert(conn, keyring, environment, component, &draft, Some(check))?;
         if let Some((tokens, lifetime)) = check.issued {
             tokens::put(conn, keyring, environment, id, component, tokens, lifetime)?;
@@ -52,10 +52,8 @@ pub fn create(
             },
         )?;
         audit_check(conn, actor, environment, id, &draft.name, check)?;
-        Ok::<_, StoreError>(id)
-    })?;
-    count_check(check);
-    Ok(id)
+        Ok(id)
+    })
 }
 
 /// Saves an edit made from `expected_version`; [`StoreError::Conflict`] if
@@ -196,7 +194,7 @@ pub fn record_check(
     id: ConnectionId,
     result: &CheckResult,
 ) -> Result<bool, StoreError> {
-    let recorded = crate::db::write(conn, |conn| {
+    crate::db::write(conn, |conn| {
         let current = store::record_check(conn, environment, id, result)?;
         let connection = store::get(conn, environment, id)?;
         if let Some((tokens, lifetime)) = result.issued
@@ -205,10 +203,8 @@ pub fn record_check(
             tokens::put(conn, keyring, environment, id, &connection.component, tokens, lifetime)?;
         }
         audit_check(conn, actor, environment, id, &connection.name, result)?;
-        Ok::<_, StoreError>(current)
-    })?;
-    count_check(result);
-    Ok(recorded)
+        Ok(current)
+    })
 }
 
 fn audit_check(
@@ -231,15 +227,6 @@ fn audit_check(
         },
     )?;
     Ok(())
-}
-
-/// Counted once stored, for `/metrics`.
-fn count_check(result: &CheckResult) {
-    crate::metrics::check(match (result.unreachable, result.report.status.is_active()) {
-        (true, _) => "unreachable",
-        (false, true) => "active",
-        (false, false) => "not_active",
-    });
 }
 
 /// What an edit changes, by name only: never a value, so the audit trail

@@ -416,11 +416,13 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
     let key = component.key.clone();
     let first = FirstCheck::make(&state, &key, &draft).await;
     let verdict = check::verdict(&first.report);
+    let outcome = (first.report.status.is_active(), first.unreachable);
     let id = db_write(&state, move |conn, state| {
         let actor = Actor::Person(&user);
         Ok(operations::create(conn, &state.keyring, &actor, environment, &key, draft, &first.result())?)
     })
     .await?;
+    crate::metrics::check(outcome.0, outcome.1);
     tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
     Ok(after_change(ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
 }
