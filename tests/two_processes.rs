@@ -165,17 +165,17 @@ async fn two_processes_share_sessions_connections_and_locking() {
     assert!(form.contains("A value is stored"));
 }
 
-#[actix_web::test]
-async fn stopping_finishes_the_requests_in_flight() {
-    // A service that takes 1.5 s to answer, so a check is in flight when
-    // the stop signal arrives.
+/// A service on 127.0.0.1 whose `/whoami` answers 200 after `delay`, and a
+/// catalog file (in the returned folder) with a component `key` checked
+/// against it with a bearer token (auth method `t`).
+fn stand_in_service(key: &str, delay: Duration) -> (tempfile::TempDir, std::path::PathBuf) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = actix_web::HttpServer::new(|| {
+    let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().route(
             "/whoami",
-            actix_web::web::get().to(|| async {
-                actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+            actix_web::web::get().to(move || async move {
+                actix_web::rt::time::sleep(delay).await;
                 actix_web::HttpResponse::Ok().body("{}")
             }),
         )
@@ -188,9 +188,17 @@ async fn stopping_finishes_the_requests_in_flight() {
     let catalog = dir.path().join("catalog.toml");
     std::fs::write(
         &catalog,
-        format!("[slow]\nname = \"Slow\"\nbase_url = \"http://127.0.0.1:{port}\"\n[slow.auth.t]\nkind = \"bearer\"\n[slow.test]\npath = \"/whoami\"\n"),
+        format!("[{key}]\nname = \"{key}\"\nbase_url = \"http://127.0.0.1:{port}\"\n[{key}.auth.t]\nkind = \"bearer\"\n[{key}.test]\npath = \"/whoami\"\n"),
     )
     .unwrap();
+    (dir, catalog)
+}
+
+#[actix_web::test]
+async fn stopping_finishes_the_requests_in_flight() {
+    // A service that takes 1.5 s to answer, so a check is in flight when
+    // the stop signal arrives.
+    let (dir, catalog) = stand_in_service("slow", Duration::from_millis(1500));
     let harness = common::spawn().await;
     let mut p = start_with(
         dir.path(),
@@ -251,22 +259,7 @@ async fn stopping_finishes_the_requests_in_flight() {
 /// the commit.
 #[actix_web::test]
 async fn a_process_killed_while_creating_loses_nothing_it_answered_as_saved() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let service = actix_web::HttpServer::new(|| {
-        actix_web::App::new().route("/whoami", actix_web::web::get().to(|| async { "{}" }))
-    })
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(service);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("catalog.toml");
-    std::fs::write(
-        &catalog,
-        format!("[quick]\nname = \"Quick\"\nbase_url = \"http://127.0.0.1:{port}\"\n[quick.auth.t]\nkind = \"bearer\"\n[quick.test]\npath = \"/whoami\"\n"),
-    )
-    .unwrap();
+    let (dir, catalog) = stand_in_service("quick", Duration::ZERO);
     let harness = common::spawn().await;
     let settings = [
         ("PLUGBOARD_CATALOG", catalog.display().to_string()),

@@ -166,12 +166,34 @@ async fn prove(
     }
 }
 
-/// A new connection's first check, made on its credentials as typed before
-/// anything is stored, so that the connection is saved with the result in
-/// one transaction ([`operations::create`]) and is never seen unchecked.
-pub struct FirstCheck {
-    pub report: StatusReport,
-    pub unreachable: bool,
+/// Creates a connection, checked first: its credentials are checked as
+/// typed, before anything is stored, and the connection is saved with the
+/// result in one transaction ([`operations::create`]), so it is never seen
+/// unchecked. Returns its id and what the check found.
+pub async fn create_checked(
+    state: &Arc<AppState>,
+    actor: &Actor<'_>,
+    environment: Environment,
+    component: &str,
+    draft: Draft,
+) -> Result<(ConnectionId, StatusReport), BlockingError<StoreError>> {
+    let first = FirstCheck::make(state, component, &draft).await;
+    let (who, key) = (actor.owned(), component.to_owned());
+    let (report, unreachable) = (first.report.clone(), first.unreachable);
+    let id = state
+        .write(move |conn, s| {
+            operations::create(conn, &s.keyring, &who.actor(), environment, &key, draft, &first.result())
+        })
+        .await?;
+    crate::metrics::check(report.status.is_active(), unreachable);
+    tracing::info!(connection = %id, component, environment = %environment.as_str(), "connection created");
+    Ok((id, report))
+}
+
+/// A new connection's first check.
+struct FirstCheck {
+    report: StatusReport,
+    unreachable: bool,
     duration_ms: i32,
     next_check_at: NaiveDateTime,
     issued: Option<(Tokens, Lifetime)>,
@@ -179,7 +201,7 @@ pub struct FirstCheck {
 
 impl FirstCheck {
     /// Checks `draft`, the input of a new connection of `component`.
-    pub async fn make(state: &AppState, component: &str, draft: &Draft) -> FirstCheck {
+    async fn make(state: &AppState, component: &str, draft: &Draft) -> FirstCheck {
         let started = Instant::now();
         let Proven { report, unreachable, issued } =
             prove(state, component, &draft.auth_method, &draft.parameters, &draft.secrets).await;
@@ -202,7 +224,7 @@ impl FirstCheck {
 
     /// The result as stored with the connection, whose first version is
     /// the one checked.
-    pub fn result(&self) -> operations::CheckResult<'_> {
+    fn result(&self) -> operations::CheckResult<'_> {
         operations::CheckResult {
             checked_version: 1,
             report: &self.report,

@@ -19,7 +19,7 @@ use crate::environment::Environment;
 use crate::tags::{TagId, TagName};
 
 /// Saves a new connection with the result of its first check, made on the
-/// credentials as typed (see [`crate::checks::schedule::FirstCheck`]): the
+/// credentials as typed (see [`crate::checks::schedule::create_checked`]): the
 /// connection, its check and both audit rows, together.
 pub fn create(
     conn: &mut DbConnection,

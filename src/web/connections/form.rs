@@ -19,7 +19,7 @@ use super::check::{self, CheckPanel};
 use super::{EnvironmentCheck, opened_in};
 use crate::audit::Actor;
 use crate::catalog::{AuthKind, AuthMethod, Component, Field};
-use crate::checks::schedule::FirstCheck;
+use crate::checks::schedule;
 use crate::connections::drafts::{Draft, Target};
 use crate::connections::input::{self, ConnectionInput, FieldErrors};
 use crate::connections::tokens::{self, TokenState};
@@ -413,17 +413,15 @@ pub(super) async fn create(state: State, ctx: Ctx, form: FormData) -> Result<Htt
     };
     let user = ctx.user()?.clone();
     let name = draft.name.clone();
-    let key = component.key.clone();
-    let first = FirstCheck::make(&state, &key, &draft).await;
-    let verdict = check::verdict(&first.report);
-    let outcome = (first.report.status.is_active(), first.unreachable);
-    let id = db_write(&state, move |conn, state| {
-        let actor = Actor::Person(&user);
-        Ok(operations::create(conn, &state.keyring, &actor, environment, &key, draft, &first.result())?)
-    })
+    let (_, report) = schedule::create_checked(
+        &state.clone().into_inner(),
+        &Actor::Person(&user),
+        environment,
+        &component.key,
+        draft,
+    )
     .await?;
-    crate::metrics::check(outcome.0, outcome.1);
-    tracing::info!(connection = %id, component = %component.key, environment = %environment.as_str(), "connection created");
+    let verdict = check::verdict(&report);
     Ok(after_change(ctx, &format!("Created \u{201c}{name}\u{201d} in {environment}: {verdict}.")))
 }
 
